@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package lade's build, tests, demo, fuzzing and benchmarks need.
+# Idempotent: packages already present are skipped; uses sudo when not root.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
+  libssl-dev openssl libcurl4-openssl-dev libsqlite3-dev sqlite3 libcjson-dev
+  libmicrohttpd-dev libmnl-dev libcmocka-dev
+  mosquitto mosquitto-dev mosquitto-clients libmosquitto-dev
+  iproute2 procps psmisc
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
