@@ -1,0 +1,80 @@
+/* lade — charger settings: a factory file and a user/installer file.
+ *
+ * Both files are "key = value" lines; '#' starts a comment line; blank lines are ignored;
+ * values are taken verbatim after trimming spaces (no quoting). Every key has a type, a
+ * range and an owner:
+ *   factory-only  identity, secrets and the hosts the charger trusts (hub, CA, NTP, firmware
+ *                 hosts, fallback DNS, firmware public key). Written once by lade-factory.
+ *   user          what an installer or owner may tune (log level, intervals, keep-alive ...).
+ * The factory file may set every key. The user file may set only user keys: a factory key
+ * there is reported and ignored, so a user file can never redirect a charger to another hub
+ * or weaken its trust (SPEC R6: the NTP host cannot be changed by the site owner).
+ * Loading never stops at the first problem: each bad line is reported with file:line and
+ * reason through the report callback; a bad line in the factory file fails the load, a bad
+ * line in the user file is skipped (the charger keeps working on defaults).
+ */
+#ifndef LADE_SETTINGS_H
+#define LADE_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lade/err.h"
+
+#define LADE_DEVICE_KEY_MAX 64
+
+struct lade_settings {
+    /* factory-only */
+    char device_id[129];
+    uint8_t device_key[LADE_DEVICE_KEY_MAX];
+    size_t device_key_len;
+    char hub_host[254];
+    uint16_t hub_port;
+    char hosts_file[256];     /* where names are looked up until the DNS stub exists */
+    char ca_file[512];        /* CA bundle that signs the hub and firmware hosts */
+    char ntp_host[254];       /* R6: fixed by the factory */
+    char firmware_hosts[768]; /* comma-separated */
+    char fallback_dns[256];   /* comma-separated, R5 */
+    char firmware_pubkey[128];
+    /* user */
+    int log_level;        /* enum lade_log_level */
+    uint32_t keepalive_s; /* MQTT keep-alive; the hub allows <= 1177 */
+    uint32_t token_ttl_s; /* SAS token lifetime; renewed at ~85 % */
+    uint32_t telemetry_interval_s;
+    uint32_t backoff_min_ms;
+    uint32_t backoff_max_ms;
+    uint32_t backoff_stable_s; /* a link up this long resets the back-off */
+    uint32_t connect_timeout_ms;
+};
+
+enum lade_settings_file { LADE_SETTINGS_FACTORY, LADE_SETTINGS_USER };
+
+/* Receives one message per problem, e.g. "user.conf:4: 'hub_host' is a factory setting". */
+typedef void (*lade_settings_report_fn)(void *ud, const char *msg);
+
+/* Fills every field with its default (production hosts from SPEC R3/R5/R6). */
+void lade_settings_defaults(struct lade_settings *s);
+
+/* Applies one file. LADE_ERR_NOT_FOUND if the file is missing, LADE_ERR_CONFIG if a factory
+ * file has a bad line, LADE_ERR_IO on read errors. */
+lade_err lade_settings_load(struct lade_settings *s, const char *path, enum lade_settings_file kind,
+                            lade_settings_report_fn report, void *ud) LADE_MUST_CHECK;
+/* Same on text in memory (name is used in messages). */
+lade_err lade_settings_parse(struct lade_settings *s, const char *name, const char *text,
+                             enum lade_settings_file kind, lade_settings_report_fn report,
+                             void *ud) LADE_MUST_CHECK;
+
+/* Checks that a loaded factory identity is complete (device id, key, hub host, CA file). */
+lade_err lade_settings_check(const struct lade_settings *s, lade_settings_report_fn report,
+                             void *ud) LADE_MUST_CHECK;
+
+/* Writes the factory file atomically (temp file, fsync, rename) with mode 0600, since it holds
+ * the device key. */
+lade_err lade_settings_write_factory(const struct lade_settings *s,
+                                     const char *path) LADE_MUST_CHECK;
+
+/* True if key names a factory-only setting. */
+bool lade_settings_is_factory_key(const char *key);
+
+#endif

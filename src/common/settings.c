@@ -1,0 +1,352 @@
+/* Charger settings files (see include/lade/settings.h). */
+#include "lade/settings.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lade/codec.h"
+#include "lade/iothub.h"
+#include "lade/log.h"
+
+enum kind { K_STR, K_HOST, K_U32, K_KEY, K_LOGLEVEL, K_DEVID };
+
+struct key {
+    const char *name;
+    enum kind kind;
+    bool factory;
+    size_t off;
+    size_t size; /* K_STR/K_HOST: buffer size; K_U32: field size (2 or 4) */
+    uint32_t min, max;
+};
+
+#define F(field) offsetof(struct lade_settings, field), sizeof(((struct lade_settings *)0)->field)
+
+static const struct key keys[] = {
+    {"device_id", K_DEVID, true, F(device_id), 0, 0},
+    {"device_key", K_KEY, true, F(device_key), 0, 0},
+    {"hub_host", K_HOST, true, F(hub_host), 0, 0},
+    {"hub_port", K_U32, true, F(hub_port), 1, 65535},
+    {"hosts_file", K_STR, true, F(hosts_file), 0, 0},
+    {"ca_file", K_STR, true, F(ca_file), 0, 0},
+    {"ntp_host", K_HOST, true, F(ntp_host), 0, 0},
+    {"firmware_hosts", K_STR, true, F(firmware_hosts), 0, 0},
+    {"fallback_dns", K_STR, true, F(fallback_dns), 0, 0},
+    {"firmware_pubkey", K_STR, true, F(firmware_pubkey), 0, 0},
+    {"log_level", K_LOGLEVEL, false, F(log_level), 0, 0},
+    {"keepalive_s", K_U32, false, F(keepalive_s), 5, 1177},
+    {"token_ttl_s", K_U32, false, F(token_ttl_s), 20, 30u * 86400u},
+    {"telemetry_interval_s", K_U32, false, F(telemetry_interval_s), 1, 86400},
+    {"backoff_min_ms", K_U32, false, F(backoff_min_ms), 100, 600000},
+    {"backoff_max_ms", K_U32, false, F(backoff_max_ms), 100, 3600000},
+    {"backoff_stable_s", K_U32, false, F(backoff_stable_s), 1, 86400},
+    {"connect_timeout_ms", K_U32, false, F(connect_timeout_ms), 500, 120000},
+};
+
+void lade_settings_defaults(struct lade_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    /* Production factory settings (SPEC R3, R5, R6); every test overrides them. */
+    snprintf(s->hub_host, sizeof s->hub_host, "zapcloud.azure-devices.net");
+    s->hub_port = 8883;
+    snprintf(s->hosts_file, sizeof s->hosts_file, "/etc/hosts");
+    snprintf(s->ca_file, sizeof s->ca_file, "/etc/ssl/certs/ca-certificates.crt");
+    snprintf(s->ntp_host, sizeof s->ntp_host, "no.pool.ntp.org");
+    snprintf(s->firmware_hosts, sizeof s->firmware_hosts,
+             "zapcloud-api.azurewebsites.net,devices.zaptec.com,api.zaptec.com");
+    snprintf(s->fallback_dns, sizeof s->fallback_dns, "8.8.8.8,1.1.1.1");
+    s->log_level = LADE_LOG_INFO;
+    s->keepalive_s = 240;
+    s->token_ttl_s = 3600;
+    s->telemetry_interval_s = 300;
+    s->backoff_min_ms = 1000;
+    s->backoff_max_ms = 100000;
+    s->backoff_stable_s = 60;
+    s->connect_timeout_ms = 10000;
+}
+
+bool lade_settings_is_factory_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(keys[i].name, key) == 0)
+            return keys[i].factory;
+    return false;
+}
+
+static void report(lade_settings_report_fn fn, void *ud, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report(lade_settings_report_fn fn, void *ud, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (fn)
+        fn(ud, msg);
+    else
+        LOG_E("settings", "%s", msg);
+}
+
+static bool host_valid(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+/* Returns NULL on success or a static reason. */
+static const char *apply(struct lade_settings *s, const struct key *k, const char *v)
+{
+    char *field = (char *)s + k->off;
+    switch (k->kind) {
+    case K_DEVID:
+        if (!lade_iothub_device_id_valid(v))
+            return "device id must be 1-128 characters of [A-Za-z0-9-]";
+        break;
+    case K_HOST:
+        if (!host_valid(v))
+            return "not a valid host name";
+        break;
+    case K_STR:
+        break;
+    case K_U32: {
+        if (*v == '\0' || strlen(v) > 10 || v[0] == '-' || v[0] == '+')
+            return "not a number";
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (*end || errno)
+            return "not a number";
+        if (x < k->min || x > k->max)
+            return "out of range";
+        if (k->size == sizeof(uint16_t)) {
+            uint16_t y = (uint16_t)x;
+            memcpy(field, &y, sizeof y);
+        } else {
+            uint32_t y = (uint32_t)x;
+            memcpy(field, &y, sizeof y);
+        }
+        return NULL;
+    }
+    case K_KEY: {
+        size_t n;
+        uint8_t tmp[LADE_DEVICE_KEY_MAX];
+        if (lade_base64_decode(v, strlen(v), tmp, sizeof tmp, &n) != LADE_OK || n < 16)
+            return "device key must be Base64 of 16-64 bytes";
+        memcpy(s->device_key, tmp, n);
+        s->device_key_len = n;
+        memset(tmp, 0, sizeof tmp);
+        return NULL;
+    }
+    case K_LOGLEVEL: {
+        int l = lade_log_level_parse(v);
+        if (l < 0)
+            return "log level must be error, warn, info, debug or trace";
+        s->log_level = l;
+        return NULL;
+    }
+    }
+    /* String kinds. */
+    if (strlen(v) >= k->size)
+        return "value too long";
+    memcpy(field, v, strlen(v) + 1);
+    return NULL;
+}
+
+lade_err lade_settings_parse(struct lade_settings *s, const char *name, const char *text,
+                             enum lade_settings_file kind, lade_settings_report_fn fn, void *ud)
+{
+    bool bad = false;
+    unsigned lineno = 0;
+    const char *p = text;
+    while (*p) {
+        lineno++;
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char line[1024];
+        if (len >= sizeof line) {
+            report(fn, ud, "%s:%u: line too long", name, lineno);
+            bad = true;
+            p += len + (eol ? 1 : 0);
+            continue;
+        }
+        memcpy(line, p, len);
+        line[len] = '\0';
+        p += len + (eol ? 1 : 0);
+
+        char *l = line;
+        while (*l == ' ' || *l == '\t')
+            l++;
+        size_t n = strlen(l);
+        while (n && (l[n - 1] == ' ' || l[n - 1] == '\t' || l[n - 1] == '\r'))
+            l[--n] = '\0';
+        if (*l == '\0' || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            report(fn, ud, "%s:%u: expected 'key = value'", name, lineno);
+            bad = true;
+            continue;
+        }
+        char *kend = eq;
+        while (kend > l && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        *kend = '\0';
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        const struct key *k = NULL;
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (strcmp(keys[i].name, l) == 0)
+                k = &keys[i];
+        if (!k) {
+            report(fn, ud, "%s:%u: unknown setting '%s'", name, lineno, l);
+            bad = true;
+            continue;
+        }
+        if (k->factory && kind == LADE_SETTINGS_USER) {
+            report(fn, ud, "%s:%u: '%s' is a factory setting and cannot be changed here; ignored",
+                   name, lineno, l);
+            bad = true;
+            continue;
+        }
+        const char *why = apply(s, k, v);
+        if (why) {
+            /* Never echo the value: it may be the device key. */
+            report(fn, ud, "%s:%u: '%s': %s", name, lineno, l, why);
+            bad = true;
+        }
+        memset(line, 0, sizeof line);
+    }
+    if (s->backoff_max_ms < s->backoff_min_ms)
+        s->backoff_max_ms = s->backoff_min_ms;
+    if (bad && kind == LADE_SETTINGS_FACTORY)
+        return LADE_ERR_CONFIG;
+    return LADE_OK;
+}
+
+lade_err lade_settings_load(struct lade_settings *s, const char *path, enum lade_settings_file kind,
+                            lade_settings_report_fn fn, void *ud)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? LADE_ERR_NOT_FOUND : LADE_ERR_IO;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    lade_err err = LADE_OK;
+    for (;;) {
+        if (cap - n < 4096) {
+            if (cap > (1u << 20)) {
+                err = LADE_ERR_TOO_BIG;
+                goto out;
+            }
+            char *nb = realloc(buf, cap + 8192);
+            if (!nb) {
+                err = LADE_ERR_NOMEM;
+                goto out;
+            }
+            buf = nb;
+            cap += 8192;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    if (ferror(f)) {
+        err = LADE_ERR_IO;
+        goto out;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        report(fn, ud, "%s: contains a NUL byte", path);
+        err = LADE_ERR_CONFIG;
+        goto out;
+    }
+    err = lade_settings_parse(s, path, buf, kind, fn, ud);
+out:
+    if (buf) {
+        memset(buf, 0, cap); /* the factory file holds the device key */
+        free(buf);
+    }
+    fclose(f);
+    return err;
+}
+
+lade_err lade_settings_check(const struct lade_settings *s, lade_settings_report_fn fn, void *ud)
+{
+    lade_err err = LADE_OK;
+    if (!lade_iothub_device_id_valid(s->device_id)) {
+        report(fn, ud, "factory settings: device_id is missing");
+        err = LADE_ERR_CONFIG;
+    }
+    if (s->device_key_len == 0) {
+        report(fn, ud, "factory settings: device_key is missing");
+        err = LADE_ERR_CONFIG;
+    }
+    if (!s->hub_host[0]) {
+        report(fn, ud, "factory settings: hub_host is missing");
+        err = LADE_ERR_CONFIG;
+    }
+    if (access(s->ca_file, R_OK) != 0) {
+        report(fn, ud, "factory settings: ca_file '%s' cannot be read", s->ca_file);
+        err = LADE_ERR_CONFIG;
+    }
+    return err;
+}
+
+lade_err lade_settings_write_factory(const struct lade_settings *s, const char *path)
+{
+    char tmp[600];
+    char key_b64[LADE_DEVICE_KEY_MAX * 2];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return LADE_ERR_INVAL;
+    if (lade_base64_encode(s->device_key, s->device_key_len, key_b64, sizeof key_b64, NULL))
+        return LADE_ERR_INVAL;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return LADE_ERR_IO;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return LADE_ERR_IO;
+    }
+    fprintf(f,
+            "# lade factory settings, written by lade-factory at manufacturing.\n"
+            "# Holds the device secret: keep this file readable by the charger only.\n"
+            "device_id = %s\n"
+            "device_key = %s\n"
+            "hub_host = %s\n"
+            "hub_port = %u\n"
+            "hosts_file = %s\n"
+            "ca_file = %s\n"
+            "ntp_host = %s\n"
+            "firmware_hosts = %s\n"
+            "fallback_dns = %s\n",
+            s->device_id, key_b64, s->hub_host, s->hub_port, s->hosts_file, s->ca_file, s->ntp_host,
+            s->firmware_hosts, s->fallback_dns);
+    if (s->firmware_pubkey[0])
+        fprintf(f, "firmware_pubkey = %s\n", s->firmware_pubkey);
+    memset(key_b64, 0, sizeof key_b64);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return LADE_ERR_IO;
+    }
+    return LADE_OK;
+}
