@@ -1,0 +1,729 @@
+/* The charger agent's cloud link (see include/lade/charger.h and docs/charger.md).
+ *
+ * Shell around the pure cores: TLS (port/linux/tls.c) carries an MQTT session
+ * (proto/mqtt) speaking the IoT Hub dialect (proto/iothub). Every change of link state goes
+ * through set_link(); every way the link can end goes through link_down().
+ */
+#include "lade/charger.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lade/backoff.h"
+#include "lade/clock.h"
+#include "lade/iothub.h"
+#include "lade/log.h"
+#include "lade/loop.h"
+#include "lade/mqtt.h"
+#include "lade/resolve.h"
+#include "lade/sas.h"
+#include "lade/tls.h"
+
+#define RX_CAP             (64 * 1024) /* largest message we accept: twin documents, method calls */
+#define TX_CAP             (16 * 1024)
+#define STORE_CAP          (16 * 1024)
+#define SUB_CAP            512
+#define INFLIGHT           16
+#define CONNACK_TIMEOUT_MS 10000
+
+struct lade_charger {
+    struct lade_settings set;
+    struct lade_loop *loop;
+    struct lade_tls_ctx *tls;
+    bool own_tls;
+    char *status_file;
+    char username[400];
+    char log_tag[140];
+
+    enum lade_link_state link;
+    struct lade_tls_conn *conn;
+    struct lade_mqtt_session mqtt;
+    struct lade_backoff backoff;
+    struct lade_timer retry_timer, mqtt_timer, telemetry_timer, renew_timer;
+    uint64_t started_ms, up_since_ms;
+    uint32_t rid;                         /* request ids for twin GET / PATCH */
+    uint32_t twin_get_rid;                /* outstanding GET (0: none) */
+    bool renewing;                        /* the current link is closed to present a fresh token */
+    uint64_t conn_base_in, conn_base_out; /* wire totals when the current link started */
+
+    struct lade_charger_status st;
+
+    uint8_t rx[RX_CAP];
+    uint8_t tx[TX_CAP];
+    uint8_t store[STORE_CAP];
+    uint8_t subs[SUB_CAP];
+    struct lade_mqtt_inflight inflight[INFLIGHT];
+};
+
+static const char *const link_names[] = {"waiting", "connecting", "mqtt", "online", "stopped"};
+
+const char *lade_link_state_name(enum lade_link_state s)
+{
+    return (unsigned)s < sizeof link_names / sizeof link_names[0] ? link_names[s] : "?";
+}
+
+const char *lade_charger_id(const struct lade_charger *c)
+{
+    return c->set.device_id;
+}
+
+/* ---- status ---- */
+
+static void wire_totals(const struct lade_charger *c, uint64_t *in, uint64_t *out)
+{
+    *in = c->st.bytes_in;
+    *out = c->st.bytes_out;
+    if (c->conn) {
+        struct lade_tls_stats ts;
+        lade_tls_conn_stats(c->conn, &ts);
+        *in += ts.bytes_in;
+        *out += ts.bytes_out;
+    }
+}
+
+void lade_charger_status(const struct lade_charger *c, struct lade_charger_status *out)
+{
+    *out = c->st;
+    out->link = c->link;
+    wire_totals(c, &out->bytes_in, &out->bytes_out);
+}
+
+static void write_status(struct lade_charger *c)
+{
+    if (!c->status_file)
+        return;
+    struct lade_charger_status s;
+    lade_charger_status(c, &s);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", c->status_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        LOG_W(c->log_tag, "status file %s: %s", tmp, strerror(errno));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "device", c->set.device_id);
+    cJSON_AddStringToObject(o, "link", lade_link_state_name(s.link));
+    cJSON_AddNumberToObject(o, "connects", s.connects);
+    cJSON_AddNumberToObject(o, "failures", s.failures);
+    cJSON_AddNumberToObject(o, "token_renewals", s.token_renewals);
+    cJSON_AddStringToObject(o, "last_error", s.last_error ? lade_strerror(s.last_error) : "");
+    cJSON_AddStringToObject(o, "last_reason", s.last_reason);
+    cJSON_AddNumberToObject(o, "bytes_in", (double)s.bytes_in);
+    cJSON_AddNumberToObject(o, "bytes_out", (double)s.bytes_out);
+    cJSON_AddNumberToObject(o, "connect_bytes_in", (double)s.connect_bytes_in);
+    cJSON_AddNumberToObject(o, "connect_bytes_out", (double)s.connect_bytes_out);
+    cJSON_AddNumberToObject(o, "handshake_bytes_in", (double)s.handshake_bytes_in);
+    cJSON_AddNumberToObject(o, "handshake_bytes_out", (double)s.handshake_bytes_out);
+    cJSON_AddNumberToObject(o, "desired_version", (double)s.desired_version);
+    cJSON_AddNumberToObject(o, "telemetry_interval_s", s.telemetry_interval_s);
+    cJSON_AddNumberToObject(o, "telemetry_sent", s.telemetry_sent);
+    cJSON_AddNumberToObject(o, "methods_answered", s.methods_answered);
+    cJSON_AddNumberToObject(o, "next_retry_ms", s.next_retry_ms);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    bool ok = text && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    free(text);
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, c->status_file) != 0)
+        LOG_W(c->log_tag, "status file %s not written", c->status_file);
+}
+
+/* ---- link state ---- */
+
+static void set_link(struct lade_charger *c, enum lade_link_state to)
+{
+    if (c->link == to)
+        return;
+    LOG_D(c->log_tag, "link %s -> %s", lade_link_state_name(c->link), lade_link_state_name(to));
+    c->link = to;
+    write_status(c);
+}
+
+static void arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms)
+{
+    if (lade_timer_arm(c->loop, t, due_ms) != LADE_OK)
+        LOG_E(c->log_tag, "cannot arm a timer: out of memory");
+}
+
+/* Closes the TLS connection and folds its counters into the totals. */
+static void close_conn(struct lade_charger *c)
+{
+    if (!c->conn)
+        return;
+    struct lade_tls_stats ts;
+    lade_tls_conn_stats(c->conn, &ts);
+    c->st.bytes_in += ts.bytes_in;
+    c->st.bytes_out += ts.bytes_out;
+    lade_tls_conn_free(c->conn);
+    c->conn = NULL;
+}
+
+static void connect_now(struct lade_charger *c);
+
+/* The link ended. err == LADE_OK means a planned close (token renewal). */
+static void link_down(struct lade_charger *c, lade_err err, const char *reason)
+{
+    uint64_t now = lade_mono_ms();
+    bool was_online = c->link == LADE_LINK_ONLINE;
+    lade_mqtt_session_lost(&c->mqtt);
+    close_conn(c);
+    lade_timer_cancel(c->loop, &c->mqtt_timer);
+    lade_timer_cancel(c->loop, &c->telemetry_timer);
+    lade_timer_cancel(c->loop, &c->renew_timer);
+    c->twin_get_rid = 0;
+    if (c->link == LADE_LINK_STOPPED)
+        return;
+    if (was_online)
+        lade_backoff_stable(&c->backoff, c->up_since_ms, now);
+
+    if (err == LADE_OK) {
+        /* Planned: reconnect at once with a fresh token. */
+        c->st.next_retry_ms = 0;
+        set_link(c, LADE_LINK_WAITING);
+        arm(c, &c->retry_timer, now);
+        return;
+    }
+    c->st.failures++;
+    c->st.last_error = err;
+    snprintf(c->st.last_reason, sizeof c->st.last_reason, "%s", reason);
+    uint32_t delay = lade_backoff_fail(&c->backoff, lade_random_u32());
+    /* An auth refusal will not heal by itself soon (wrong key, disabled device, clock):
+     * never retry it faster than a minute's tenth of the maximum (reference/iothub.md). */
+    if (err == LADE_ERR_AUTH && delay < c->set.backoff_max_ms / 10)
+        delay = c->set.backoff_max_ms / 10;
+    c->st.next_retry_ms = delay;
+    LOG_W(c->log_tag, "link down (%s): %s; retry in %u ms", lade_strerror(err), reason, delay);
+    set_link(c, LADE_LINK_WAITING);
+    arm(c, &c->retry_timer, now + delay);
+}
+
+static void update_interest(struct lade_charger *c)
+{
+    if (!c->conn)
+        return;
+    uint32_t want = LADE_IO_READ;
+    if (lade_mqtt_session_wants_write(&c->mqtt))
+        want |= LADE_IO_WRITE;
+    if (lade_tls_conn_set_interest(c->conn, want) != LADE_OK)
+        LOG_E(c->log_tag, "cannot set I/O interest");
+}
+
+/* Runs the MQTT timers now and re-arms for the next deadline. Returns false if the link died. */
+static bool mqtt_tick(struct lade_charger *c)
+{
+    uint64_t next = UINT64_MAX;
+    lade_err err = lade_mqtt_session_tick(&c->mqtt, lade_mono_ms(), &next);
+    if (err) {
+        link_down(c, err, c->link == LADE_LINK_MQTT ? "no CONNACK in time" : "no PINGRESP in time");
+        return false;
+    }
+    if (next != UINT64_MAX)
+        arm(c, &c->mqtt_timer, next);
+    update_interest(c);
+    return true;
+}
+
+static void on_mqtt_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    mqtt_tick(ud);
+}
+
+/* ---- messages to the hub ---- */
+
+static lade_err publish(struct lade_charger *c, const char *topic, const char *payload, int qos)
+{
+    lade_err err = lade_mqtt_publish(&c->mqtt, topic, payload, strlen(payload), qos, false, NULL);
+    if (err)
+        LOG_W(c->log_tag, "publish to %s failed: %s", topic, lade_strerror(err));
+    update_interest(c);
+    return err;
+}
+
+static void send_telemetry(struct lade_charger *c)
+{
+    char topic[256];
+    struct lade_iothub_prop props[] = {{"$.ct", "application/json"}, {"$.ce", "utf-8"}};
+    if (lade_iothub_telemetry_topic(c->set.device_id, props, 2, topic, sizeof topic, NULL))
+        return;
+    uint64_t in, out;
+    wire_totals(c, &in, &out);
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"type\":\"state\",\"fw\":\"" LADE_FIRMWARE_VERSION "\",\"uptime_s\":%" PRIu64
+             ",\"connects\":%u,\"failures\":%u,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+             ",\"time\":%" PRId64 "}",
+             (lade_mono_ms() - c->started_ms) / 1000, c->st.connects, c->st.failures, in, out,
+             lade_wall_s());
+    if (publish(c, topic, body, 1) == LADE_OK)
+        c->st.telemetry_sent++;
+}
+
+static void on_telemetry_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    struct lade_charger *c = ud;
+    if (c->link != LADE_LINK_ONLINE)
+        return;
+    send_telemetry(c);
+    arm(c, &c->telemetry_timer, lade_mono_ms() + (uint64_t)c->st.telemetry_interval_s * 1000);
+    write_status(c);
+}
+
+/* The values this charger reports in its twin. */
+static cJSON *reported_doc(const struct lade_charger *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "firmwareVersion", LADE_FIRMWARE_VERSION);
+    cJSON_AddNumberToObject(o, "telemetryIntervalS", c->st.telemetry_interval_s);
+    cJSON_AddNumberToObject(o, "desiredVersion", (double)c->st.desired_version);
+    return o;
+}
+
+/* Sends the members of the reported document that differ from what the hub has (current may
+ * be NULL: send all). Twin updates are throttled and billed: never send an unchanged value. */
+static void report_twin(struct lade_charger *c, const cJSON *current)
+{
+    cJSON *want = reported_doc(c);
+    cJSON *patch = cJSON_CreateObject();
+    for (cJSON *it = want->child; it; it = it->next) {
+        const cJSON *have = current ? cJSON_GetObjectItemCaseSensitive(current, it->string) : NULL;
+        if (!have || !cJSON_Compare(have, it, true))
+            cJSON_AddItemToObject(patch, it->string, cJSON_Duplicate(it, true));
+    }
+    if (patch->child) {
+        char *body = cJSON_PrintUnformatted(patch);
+        char topic[96];
+        if (body && !lade_iothub_twin_report_topic(++c->rid, topic, sizeof topic, NULL))
+            publish(c, topic, body, 0);
+        free(body);
+    }
+    cJSON_Delete(patch);
+    cJSON_Delete(want);
+}
+
+/* Applies desired properties we know; others are kept for later issues and ignored. */
+static void apply_desired(struct lade_charger *c, const cJSON *desired, int64_t version)
+{
+    if (version <= c->st.desired_version) {
+        LOG_D(c->log_tag, "desired $version %" PRId64 " not newer than %" PRId64 "; ignored",
+              version, c->st.desired_version);
+        return;
+    }
+    const cJSON *ti = cJSON_GetObjectItemCaseSensitive(desired, "telemetryIntervalS");
+    if (cJSON_IsNumber(ti)) {
+        double v = ti->valuedouble;
+        if (v >= 1 && v <= 86400 && v == (double)(uint32_t)v) {
+            if ((uint32_t)v != c->st.telemetry_interval_s) {
+                c->st.telemetry_interval_s = (uint32_t)v;
+                if (c->link == LADE_LINK_ONLINE)
+                    arm(c, &c->telemetry_timer, lade_mono_ms() + (uint64_t)v * 1000);
+            }
+        } else {
+            LOG_W(c->log_tag, "desired telemetryIntervalS out of range (1..86400); ignored");
+        }
+    }
+    c->st.desired_version = version;
+    LOG_I(c->log_tag, "applied desired properties $version %" PRId64, version);
+}
+
+static void handle_twin_response(struct lade_charger *c, const struct lade_iothub_msg *m,
+                                 const uint8_t *payload, size_t len)
+{
+    char rid[24];
+    snprintf(rid, sizeof rid, "%u", c->twin_get_rid);
+    if (c->twin_get_rid == 0 || !lade_str_eq_c(m->rid, rid)) {
+        if (m->status >= 300)
+            LOG_W(c->log_tag, "twin request refused with status %d", m->status);
+        return; /* answer to a reported PATCH (204) */
+    }
+    c->twin_get_rid = 0;
+    if (m->status != 200) {
+        LOG_W(c->log_tag, "twin GET answered %d", m->status);
+        return;
+    }
+    cJSON *doc = cJSON_ParseWithLength((const char *)payload, len);
+    const cJSON *desired = cJSON_GetObjectItemCaseSensitive(doc, "desired");
+    const cJSON *reported = cJSON_GetObjectItemCaseSensitive(doc, "reported");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(desired, "$version");
+    if (!cJSON_IsObject(desired) || !cJSON_IsNumber(ver)) {
+        LOG_W(c->log_tag, "twin document malformed; ignored");
+        cJSON_Delete(doc);
+        return;
+    }
+    apply_desired(c, desired, (int64_t)ver->valuedouble);
+    report_twin(c, cJSON_IsObject(reported) ? reported : NULL);
+    cJSON_Delete(doc);
+
+    /* The connect is complete once the twin is in: record what it cost on the wire. */
+    uint64_t in, out;
+    wire_totals(c, &in, &out);
+    c->st.connect_bytes_in = in - c->conn_base_in;
+    c->st.connect_bytes_out = out - c->conn_base_out;
+    LOG_I(c->log_tag, "online: connect cost %" PRIu64 " bytes out, %" PRIu64 " bytes in",
+          c->st.connect_bytes_out, c->st.connect_bytes_in);
+    write_status(c);
+}
+
+static void handle_desired_patch(struct lade_charger *c, const struct lade_iothub_msg *m,
+                                 const uint8_t *payload, size_t len)
+{
+    cJSON *doc = cJSON_ParseWithLength((const char *)payload, len);
+    if (!cJSON_IsObject(doc)) {
+        LOG_W(c->log_tag, "desired patch is not a JSON object; ignored");
+    } else {
+        int64_t before = c->st.desired_version;
+        apply_desired(c, doc, m->version);
+        if (c->st.desired_version != before)
+            report_twin(c, NULL);
+    }
+    cJSON_Delete(doc);
+    write_status(c);
+}
+
+static void handle_method(struct lade_charger *c, const struct lade_iothub_msg *m,
+                          const uint8_t *payload, size_t len)
+{
+    (void)payload;
+    (void)len;
+    char topic[160];
+    char body[256];
+    int status;
+    if (lade_str_eq_c(m->method, "ping")) {
+        status = 200;
+        snprintf(body, sizeof body,
+                 "{\"pong\":true,\"device\":\"%s\",\"uptime_s\":%" PRIu64
+                 ",\"firmwareVersion\":\"" LADE_FIRMWARE_VERSION "\"}",
+                 c->set.device_id, (lade_mono_ms() - c->started_ms) / 1000);
+    } else {
+        status = 404;
+        snprintf(body, sizeof body, "{\"error\":\"unknown method\"}");
+        LOG_W(c->log_tag, "unknown method '%.*s'", (int)m->method.n, m->method.p);
+    }
+    if (lade_iothub_method_response_topic(status, m->rid, topic, sizeof topic, NULL) != LADE_OK)
+        return;
+    if (publish(c, topic, body, 0) == LADE_OK)
+        c->st.methods_answered++;
+}
+
+/* ---- MQTT callbacks ---- */
+
+static void on_connack(void *ud, bool session_present, uint8_t rc)
+{
+    struct lade_charger *c = ud;
+    (void)session_present;
+    if (rc != 0) {
+        LOG_W(c->log_tag, "hub refused the connection (CONNACK %u)", rc);
+        return; /* on_readable returns the error; link_down follows */
+    }
+    c->st.connects++;
+    c->up_since_ms = lade_mono_ms();
+    set_link(c, LADE_LINK_ONLINE);
+    LOG_I(c->log_tag, "connected to %s:%u", c->set.hub_host, c->set.hub_port);
+    /* Subscriptions are restored by the session itself; ask for the full twin because the hub
+     * does not queue desired patches for offline devices (reference/iothub.md). */
+    char topic[64];
+    c->twin_get_rid = ++c->rid;
+    if (lade_iothub_twin_get_topic(c->twin_get_rid, topic, sizeof topic, NULL) == LADE_OK)
+        publish(c, topic, "", 0);
+    send_telemetry(c);
+    uint64_t now = lade_mono_ms();
+    arm(c, &c->telemetry_timer, now + (uint64_t)c->st.telemetry_interval_s * 1000);
+    /* Renew the token at ~85 % of its life, jittered over 80..90 % so a fleet that connected
+     * together does not reconnect together. */
+    uint64_t ttl_ms = (uint64_t)c->set.token_ttl_s * 1000;
+    uint64_t renew = ttl_ms * 80 / 100 + lade_random_u32() % (ttl_ms / 10 + 1);
+    arm(c, &c->renew_timer, now + renew);
+}
+
+static void on_message(void *ud, const struct lade_mqtt_publish *msg)
+{
+    struct lade_charger *c = ud;
+    struct lade_iothub_msg m;
+    lade_err err = lade_iothub_parse_topic(c->set.device_id, msg->topic.p, msg->topic.n, &m);
+    if (err) {
+        LOG_W(c->log_tag, "ignoring message on malformed topic");
+        return;
+    }
+    switch (m.kind) {
+    case LADE_IOTHUB_TWIN_RESPONSE:
+        handle_twin_response(c, &m, msg->payload, msg->payload_len);
+        break;
+    case LADE_IOTHUB_TWIN_DESIRED:
+        handle_desired_patch(c, &m, msg->payload, msg->payload_len);
+        break;
+    case LADE_IOTHUB_METHOD:
+        handle_method(c, &m, msg->payload, msg->payload_len);
+        break;
+    case LADE_IOTHUB_C2D:
+        LOG_I(c->log_tag, "cloud-to-device message (%zu bytes) ignored", msg->payload_len);
+        break;
+    case LADE_IOTHUB_UNKNOWN:
+        LOG_D(c->log_tag, "message on unexpected topic ignored");
+        break;
+    }
+}
+
+static const struct lade_mqtt_callbacks mqtt_cbs = {
+    .on_connack = on_connack,
+    .on_message = on_message,
+};
+
+/* ---- transport ---- */
+
+static const char *mqtt_reason(lade_err err)
+{
+    switch (err) {
+    case LADE_ERR_AUTH:
+        return "hub refused the credentials";
+    case LADE_ERR_PROTO:
+        return "malformed or unexpected MQTT data from the hub";
+    case LADE_ERR_TOO_BIG:
+        return "hub sent a packet over the size limit";
+    case LADE_ERR_CLOSED:
+        return "hub closed the connection";
+    case LADE_ERR_TIMEOUT:
+        return "MQTT timeout";
+    default:
+        return "connection failed";
+    }
+}
+
+static void on_tls(struct lade_tls_conn *conn, lade_err status, uint32_t events, void *ud)
+{
+    struct lade_charger *c = ud;
+    (void)conn;
+    uint64_t now = lade_mono_ms();
+    if (status != LADE_OK) {
+        const char *why = status == LADE_ERR_CERT  ? "hub certificate not trusted"
+                          : status == LADE_ERR_TLS ? "TLS handshake failed"
+                                                   : "cannot reach the hub";
+        link_down(c, status, why);
+        return;
+    }
+    if (c->link == LADE_LINK_CONNECTING) {
+        struct lade_tls_stats ts;
+        lade_tls_conn_stats(c->conn, &ts);
+        c->st.handshake_bytes_in = ts.handshake_bytes_in;
+        c->st.handshake_bytes_out = ts.handshake_bytes_out;
+        LOG_D(c->log_tag, "%s established (%s)", ts.version, ts.cipher);
+
+        char token[LADE_SAS_TOKEN_MAX + 1];
+        lade_err err = lade_sas_token_build(
+            c->set.hub_host, c->set.device_id, c->set.device_key, c->set.device_key_len,
+            lade_wall_s() + c->set.token_ttl_s, NULL, token, sizeof token, NULL);
+        if (err == LADE_OK) {
+            struct lade_transport t = lade_tls_conn_transport(c->conn);
+            err = lade_mqtt_session_start(&c->mqtt, &t, token, now);
+        }
+        memset(token, 0, sizeof token);
+        if (err) {
+            link_down(c, err, "cannot start the MQTT session");
+            return;
+        }
+        set_link(c, LADE_LINK_MQTT);
+        events |= LADE_IO_WRITE;
+    }
+    if (events & LADE_IO_READ) {
+        lade_err err = lade_mqtt_session_on_readable(&c->mqtt, now);
+        if (err && err != LADE_ERR_AGAIN) {
+            link_down(c, err, mqtt_reason(err));
+            return;
+        }
+    }
+    if (lade_mqtt_session_wants_write(&c->mqtt)) {
+        lade_err err = lade_mqtt_session_flush(&c->mqtt, now);
+        if (err && err != LADE_ERR_AGAIN) {
+            link_down(c, err, mqtt_reason(err));
+            return;
+        }
+    }
+    if (c->renewing && lade_mqtt_session_state(&c->mqtt) == LADE_MQTT_DISCONNECTED) {
+        c->renewing = false;
+        c->st.token_renewals++;
+        link_down(c, LADE_OK, "token renewal");
+        return;
+    }
+    mqtt_tick(c);
+}
+
+static void connect_now(struct lade_charger *c)
+{
+    struct lade_sockaddr addrs[LADE_TLS_MAX_ADDRS];
+    size_t n = 0;
+    lade_err err =
+        lade_resolve_static(c->set.hub_host, c->set.hosts_file, addrs, LADE_TLS_MAX_ADDRS, &n);
+    if (err == LADE_ERR_NOSPACE)
+        err = LADE_OK; /* use the first LADE_TLS_MAX_ADDRS */
+    if (err) {
+        link_down(c, err, "cannot resolve the hub's name");
+        return;
+    }
+    struct lade_tls_conn_opts o = {
+        .host = c->set.hub_host,
+        .addrs = addrs,
+        .n_addrs = n,
+        .port = c->set.hub_port,
+        .connect_timeout_ms = c->set.connect_timeout_ms,
+        .handshake_timeout_ms = c->set.connect_timeout_ms,
+    };
+    err = lade_tls_conn_new(&c->conn, c->tls, &o);
+    if (err == LADE_OK)
+        err = lade_tls_conn_attach(c->conn, c->loop, on_tls, c);
+    if (err) {
+        close_conn(c);
+        link_down(c, err, "cannot start a connection");
+        return;
+    }
+    wire_totals(c, &c->conn_base_in, &c->conn_base_out);
+    set_link(c, LADE_LINK_CONNECTING);
+}
+
+static void on_retry_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    struct lade_charger *c = ud;
+    if (c->link == LADE_LINK_WAITING)
+        connect_now(c);
+}
+
+static void on_renew_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    struct lade_charger *c = ud;
+    if (c->link != LADE_LINK_ONLINE)
+        return;
+    LOG_I(c->log_tag, "token at ~85%% of its life: reconnecting with a fresh one");
+    c->renewing = true;
+    lade_mqtt_session_disconnect(&c->mqtt);
+    on_tls(c->conn, LADE_OK, 0, c);
+}
+
+/* ---- lifecycle ---- */
+
+lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_opts *o)
+{
+    *out = NULL;
+    if (!o || !o->settings || !o->loop)
+        return LADE_ERR_INVAL;
+    lade_err err = lade_settings_check(o->settings, NULL, NULL);
+    if (err)
+        return err;
+    struct lade_charger *c = calloc(1, sizeof *c);
+    if (!c)
+        return LADE_ERR_NOMEM;
+    c->set = *o->settings;
+    c->loop = o->loop;
+    c->link = LADE_LINK_STOPPED;
+    snprintf(c->log_tag, sizeof c->log_tag, "charger %s", c->set.device_id);
+    c->st.telemetry_interval_s = c->set.telemetry_interval_s;
+    if (o->status_file && !(c->status_file = strdup(o->status_file))) {
+        err = LADE_ERR_NOMEM;
+        goto fail;
+    }
+    c->tls = o->tls;
+    if (!c->tls) {
+        err = lade_tls_ctx_new(&c->tls, c->set.ca_file);
+        if (err)
+            goto fail;
+        c->own_tls = true;
+    }
+    err = lade_iothub_username(c->set.hub_host, c->set.device_id, c->username, sizeof c->username,
+                               NULL);
+    if (err)
+        goto fail;
+    struct lade_mqtt_session_cfg mc = {
+        .client_id = c->set.device_id,
+        .username = c->username,
+        .keepalive_s = (uint16_t)c->set.keepalive_s,
+        .clean_session = false, /* the dialect's CleanSession = 0 */
+        .connack_timeout_ms = CONNACK_TIMEOUT_MS,
+        .pingresp_timeout_ms = c->set.keepalive_s * 1000u / 2 + 1000u,
+        .max_packet = RX_CAP,
+        .rx_buf = c->rx,
+        .rx_cap = sizeof c->rx,
+        .tx_buf = c->tx,
+        .tx_cap = sizeof c->tx,
+        .inflight = c->inflight,
+        .inflight_cap = INFLIGHT,
+        .store_buf = c->store,
+        .store_cap = sizeof c->store,
+        .sub_buf = c->subs,
+        .sub_cap = sizeof c->subs,
+    };
+    err = lade_mqtt_session_init(&c->mqtt, &mc, &mqtt_cbs, c);
+    if (err)
+        goto fail;
+    char c2d[200];
+    err = lade_iothub_c2d_filter(c->set.device_id, c2d, sizeof c2d, NULL);
+    if (err)
+        goto fail;
+    const char *filters[] = {LADE_IOTHUB_SUB_METHODS, LADE_IOTHUB_SUB_TWIN_RES,
+                             LADE_IOTHUB_SUB_TWIN_DESIRED, c2d};
+    const uint8_t qos[] = {0, 0, 0, 1};
+    err = lade_mqtt_subscribe(&c->mqtt, filters, qos, 4, NULL);
+    if (err)
+        goto fail;
+    lade_backoff_init(&c->backoff, c->set.backoff_min_ms, c->set.backoff_max_ms,
+                      c->set.backoff_stable_s * 1000u);
+    lade_timer_init(&c->retry_timer, on_retry_timer, c);
+    lade_timer_init(&c->mqtt_timer, on_mqtt_timer, c);
+    lade_timer_init(&c->telemetry_timer, on_telemetry_timer, c);
+    lade_timer_init(&c->renew_timer, on_renew_timer, c);
+    *out = c;
+    return LADE_OK;
+fail:
+    if (c->own_tls)
+        lade_tls_ctx_free(c->tls);
+    free(c->status_file);
+    free(c);
+    return err;
+}
+
+lade_err lade_charger_start(struct lade_charger *c, uint32_t delay_ms)
+{
+    if (c->link != LADE_LINK_STOPPED)
+        return LADE_ERR_STATE;
+    c->started_ms = lade_mono_ms();
+    set_link(c, LADE_LINK_WAITING);
+    return lade_timer_arm(c->loop, &c->retry_timer, c->started_ms + delay_ms);
+}
+
+void lade_charger_stop(struct lade_charger *c)
+{
+    if (c->link == LADE_LINK_STOPPED)
+        return;
+    if (c->conn && lade_mqtt_session_state(&c->mqtt) == LADE_MQTT_CONNECTED) {
+        /* Best effort: DISCONNECT goes out if the socket takes it now. */
+        lade_mqtt_session_disconnect(&c->mqtt);
+        if (lade_mqtt_session_flush(&c->mqtt, lade_mono_ms()) != LADE_OK)
+            LOG_D(c->log_tag, "DISCONNECT not fully written");
+    }
+    set_link(c, LADE_LINK_STOPPED);
+    lade_timer_cancel(c->loop, &c->retry_timer);
+    link_down(c, LADE_OK, "stopped");
+    LOG_I(c->log_tag, "stopped");
+}
+
+void lade_charger_free(struct lade_charger *c)
+{
+    if (!c)
+        return;
+    lade_charger_stop(c);
+    if (c->own_tls)
+        lade_tls_ctx_free(c->tls);
+    free(c->status_file);
+    memset(c->set.device_key, 0, sizeof c->set.device_key);
+    free(c);
+}
