@@ -109,17 +109,17 @@ for id in $ids; do
   pids+=($!)
 done
 
+# field FILE KEY: a value from the flat JSON status file the charger writes.
+field() { sed -nE 's/.*"'"$2"'":"?([^",}]*)"?.*/\1/p' "$1"; }
+
 show() {
   printf '%-12s %-10s %8s %9s %10s %10s\n' CHARGER LINK CONNECTS TELEMETRY BYTES_OUT BYTES_IN
   for id in $ids; do
     s="$dir/chargers/$id/status.json"
     if [ -s "$s" ]; then
-      python3 - "$s" "$id" <<'PY' 2>/dev/null || printf '%-12s %s\n' "$2" "?"
-import json, sys
-s = json.load(open(sys.argv[1]))
-print("%-12s %-10s %8d %9d %10d %10d" % (sys.argv[2], s["link"], s["connects"],
-      s["telemetry_sent"], s["bytes_out"], s["bytes_in"]))
-PY
+      printf '%-12s %-10s %8s %9s %10s %10s\n' "$id" "$(field "$s" link)" \
+        "$(field "$s" connects)" "$(field "$s" telemetry_sent)" "$(field "$s" bytes_out)" \
+        "$(field "$s" bytes_in)"
     else
       printf '%-12s %s\n' "$id" "starting"
     fi

@@ -29,7 +29,8 @@ void lade_log_set_sink(lade_log_sink_fn fn, void *ud);
 
 void lade_log(enum lade_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void lade_vlog(enum lade_log_level level, const char *module, const char *fmt, va_list ap);
+void lade_vlog(enum lade_log_level level, const char *module, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define LADE_LOG_ENABLED(lvl) ((lvl) <= lade_log_get_level())
 #define LOG_E(mod, ...)       lade_log(LADE_LOG_ERROR, mod, __VA_ARGS__)

@@ -518,9 +518,10 @@ static void on_tls(struct lade_tls_conn *conn, lade_err status, uint32_t events,
         LOG_D(c->log_tag, "%s established (%s)", ts.version, ts.cipher);
 
         char token[LADE_SAS_TOKEN_MAX + 1];
+        size_t token_len;
         lade_err err = lade_sas_token_build(
             c->set.hub_host, c->set.device_id, c->set.device_key, c->set.device_key_len,
-            lade_wall_s() + c->set.token_ttl_s, NULL, token, sizeof token, NULL);
+            lade_wall_s() + c->set.token_ttl_s, NULL, token, sizeof token, &token_len);
         if (err == LADE_OK) {
             struct lade_transport t = lade_tls_conn_transport(c->conn);
             err = lade_mqtt_session_start(&c->mqtt, &t, token, now);

@@ -5,7 +5,7 @@
  *                        [--firmware-hosts a,b,c] [--fallback-dns a,b] [--hosts-file F]
  *                        [--firmware-pubkey B64]
  *   lade-factory service --registry DB --name NAME --hub-host H --out FILE
- *   lade-factory token   --registry DB --device ID --hub-host H [--ttl SECONDS]
+ *   lade-factory token   --registry DB (--device ID | --name SVC) --hub-host H [--ttl S]
  *   lade-factory list    --registry DB
  *   lade-factory disable|enable --registry DB --device ID
  *
@@ -40,7 +40,8 @@ static void usage(FILE *f)
           "                       [--ntp-host H] [--firmware-hosts a,b,c] [--fallback-dns a,b]\n"
           "                       [--hosts-file F] [--firmware-pubkey B64]\n"
           "  lade-factory service --registry DB --name NAME --hub-host HOST --out FILE\n"
-          "  lade-factory token   --registry DB --device ID --hub-host HOST [--ttl SECONDS]\n"
+          "  lade-factory token   --registry DB (--device ID | --name SERVICE) --hub-host HOST\n"
+          "                       [--ttl SECONDS]\n"
           "  lade-factory list    --registry DB\n"
           "  lade-factory enable|disable --registry DB --device ID\n",
           f);
@@ -225,7 +226,29 @@ static int cmd_service(struct lade_registry *reg, const struct opts *o)
 
 static int cmd_token(struct lade_registry *reg, const struct opts *o)
 {
-    if (!need(o->device, "--device") || !need(o->hub_host, "--hub-host"))
+    if (!need(o->hub_host, "--hub-host"))
+        return 2;
+    if (o->name && !o->device) {
+        /* Service identity token: sr = hub, skn = service name. */
+        uint8_t skey[LADE_REGISTRY_KEY_MAX];
+        size_t sn;
+        lade_err serr = lade_registry_service_key(reg, o->name, skey, sizeof skey, &sn);
+        if (serr == LADE_ERR_NOT_FOUND) {
+            fprintf(stderr, "lade-factory: no service %s in the registry\n", o->name);
+            return 1;
+        }
+        if (serr)
+            return fail("reading the registry", serr);
+        char stok[LADE_SAS_TOKEN_MAX + 1];
+        serr = lade_sas_token_build(o->hub_host, NULL, skey, sn, lade_wall_s() + o->ttl, o->name,
+                                    stok, sizeof stok, &sn);
+        memset(skey, 0, sizeof skey);
+        if (serr)
+            return fail("building the token", serr);
+        puts(stok);
+        return 0;
+    }
+    if (!need(o->device, "--device or --name"))
         return 2;
     uint8_t key[LADE_REGISTRY_KEY_MAX];
     size_t n;
@@ -242,7 +265,7 @@ static int cmd_token(struct lade_registry *reg, const struct opts *o)
                 o->device);
     char tok[LADE_SAS_TOKEN_MAX + 1];
     err = lade_sas_token_build(o->hub_host, o->device, key, n, lade_wall_s() + o->ttl, NULL, tok,
-                               sizeof tok, NULL);
+                               sizeof tok, &n);
     memset(key, 0, sizeof key);
     if (err)
         return fail("building the token", err);
