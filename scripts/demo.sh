@@ -5,13 +5,15 @@
 #   LADE_HUB_PORT      hub port on 127.0.0.1                          default 8883
 #   LADE_DEMO_CHARGERS number of chargers provisioned on first run    default 3
 #   LADE_BUILD         build directory with the binaries              default build/release
+#   LADE_HUB_ENV       extra environment for mosquitto (the tests preload sanitizer runtimes)
 #   --check            exit 0 as soon as every charger is online (used by the tests)
 #
-# The CA the chargers trust is $LADE_DEMO_DIR/ca.pem, so any MQTT client can talk to the hub:
+# The CA the chargers trust is $LADE_DEMO_DIR/ca.pem, so any MQTT client can talk to the hub,
+# e.g. as the portal's service identity (see README.md, "Talk to the demo hub"):
 #   TOKEN=$(build/release/lade-factory token --registry build/demo/registry.db \
-#           --device LDE0000001 --hub-host localhost --ttl 600)
-#   mosquitto_sub --cafile build/demo/ca.pem -h localhost -p 8883 -V mqttv311 -i LDE0000001 \
-#     -u 'localhost/LDE0000001/?api-version=2021-04-12' -P "$TOKEN" -t '$iothub/methods/POST/#'
+#           --name portal --hub-host localhost --ttl 600)
+#   mosquitto_sub --cafile build/demo/ca.pem -h localhost -p 8883 -V mqttv311 -i svc:portal \
+#     -u svc:portal -P "$TOKEN" -t 'devices/+/messages/events/#' -t '$lade/svc/#' -v
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +47,10 @@ if [ -z "$(ls -A "$dir/chargers" 2>/dev/null)" ]; then
     --hosts-file "$dir/hosts" --ntp-host ntp.lade.local --fallback-dns 127.0.0.1 \
     --firmware-hosts fw1.lade.local,fw2.lade.local,fw3.lade.local >/dev/null
 fi
+if [ ! -f "$dir/portal.conf" ]; then
+  "$build/lade-factory" service --registry "$dir/registry.db" --name portal --hub-host "$host" \
+    --out "$dir/portal.conf" >/dev/null
+fi
 ids=$(ls "$dir/chargers")
 for id in $ids; do
   # Hub port may change between runs (LADE_HUB_PORT): it is a factory setting, rewrite it.
@@ -73,7 +79,7 @@ listener $port 127.0.0.1
 certfile $dir/hub/server.pem
 keyfile $dir/hub/server.key
 tls_version tlsv1.2
-plugin $root/$build/lade_hub.so
+plugin $(cd "$build" && pwd)/lade_hub.so
 plugin_opt_registry $dir/registry.db
 plugin_opt_hub_host $host
 CONF
@@ -92,7 +98,8 @@ if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
   echo "demo: port $port is already in use; set LADE_HUB_PORT" >&2
   exit 1
 fi
-/usr/sbin/mosquitto -c "$dir/hub/mosquitto.conf" >"$dir/logs/hub.log" 2>&1 &
+# shellcheck disable=SC2086
+env ${LADE_HUB_ENV:-} /usr/sbin/mosquitto -c "$dir/hub/mosquitto.conf" >"$dir/logs/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
   (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
