@@ -47,10 +47,13 @@ if [ -z "$(ls -A "$dir/chargers" 2>/dev/null)" ]; then
     --hosts-file "$dir/hosts" --ntp-host ntp.lade.local --fallback-dns 127.0.0.1 \
     --firmware-hosts fw1.lade.local,fw2.lade.local,fw3.lade.local >/dev/null
 fi
-if [ ! -f "$dir/portal.conf" ]; then
-  "$build/lade-factory" service --registry "$dir/registry.db" --name portal --hub-host "$host" \
-    --out "$dir/portal.conf" >/dev/null
-fi
+# Service identities: "portal" for the portal, "operator" for a person with MQTT tools.
+for svc in portal operator; do
+  if [ ! -f "$dir/$svc.conf" ]; then
+    "$build/lade-factory" service --registry "$dir/registry.db" --name "$svc" \
+      --hub-host "$host" --out "$dir/$svc.conf" >/dev/null
+  fi
+done
 ids=$(ls "$dir/chargers")
 for id in $ids; do
   # Hub port may change between runs (LADE_HUB_PORT): it is a factory setting, rewrite it.
@@ -92,7 +95,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
   echo "demo: port $port is already in use; set LADE_HUB_PORT" >&2
@@ -151,4 +155,9 @@ if [ "$check" = 1 ]; then
   exit $?
 fi
 echo "demo: CA for MQTT clients: $dir/ca.pem; Ctrl-C stops everything"
-while sleep 10; do echo; show; done
+while true; do
+  sleep 10 &
+  wait $! || true
+  echo
+  show
+done
