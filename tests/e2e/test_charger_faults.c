@@ -63,6 +63,13 @@ static void fake_broker(int port, const char *dir, const char *log_path)
     snprintf(cert, sizeof cert, "%s/server.pem", dir);
     snprintf(key, sizeof key, "%s/server.key", dir);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx && getenv("FAKE_TLS11_ONLY")) {
+        /* An outdated hub: TLS 1.1 at most (needs security level 0 in OpenSSL 3). */
+        SSL_CTX_set_security_level(ctx, 0);
+        SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+        SSL_CTX_set_max_proto_version(ctx, TLS1_1_VERSION);
+        SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
+    }
     if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         fprintf(log, "setup failed\n");
@@ -250,11 +257,37 @@ static void test_untrusted_hub_certificates(void **state)
     h_stop(broker, SIGKILL, 1000);
 }
 
+static void test_tls11_only_hub(void **state)
+{
+    (void)state;
+    const char *dir = h_tmpdir("tls11");
+    h_make_ca(dir, "fault CA");
+    h_make_server_cert(dir, dir, "hub.lade.test");
+    int port = h_free_port();
+    char blog[600], clog[600], status[600];
+    snprintf(blog, sizeof blog, "%s/broker.log", dir);
+    snprintf(clog, sizeof clog, "%s/charger.log", dir);
+    snprintf(status, sizeof status, "%s/status.json", dir);
+    setenv("FAKE_TLS11_ONLY", "1", 1);
+    pid_t broker = start_fake(port, dir, blog);
+    unsetenv("FAKE_TLS11_ONLY");
+    provision(dir, dir, "hub.lade.test", port);
+    pid_t charger = start_charger(dir, clog);
+    /* The charger requires TLS 1.2: the handshake fails, nothing is sent, it keeps trying. */
+    assert_true(h_wait_file_contains(status, "\"last_error\":\"TLS error\"", 15000));
+    assert_true(h_wait_file_contains(blog, "handshake failed", 5000));
+    assert_int_equal(h_file_count(blog, "CONNECT"), 0);
+    assert_true(h_running(charger, NULL));
+    h_stop(charger, SIGTERM, 5000);
+    h_stop(broker, SIGKILL, 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed_mqtt_from_hub),
         cmocka_unit_test(test_untrusted_hub_certificates),
+        cmocka_unit_test(test_tls11_only_hub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

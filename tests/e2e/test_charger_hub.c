@@ -163,6 +163,10 @@ static void test_online_telemetry_methods_twin(void **state)
     assert_true(wait_status(&a, "\"link\":\"online\"", 15000));
     assert_true(wait_status(&b, "\"link\":\"online\"", 15000));
 
+    /* SPEC R2: the charger listens on no port (TCP or UDP). */
+    assert_int_not_equal(h_sh("ss -H -ltunp | grep -q 'pid=%d,'", (int)a.pid), 0);
+    assert_int_equal(h_sh("ss -H -tnp | grep -q 'pid=%d,'", (int)a.pid), 0); /* ss works */
+
     /* Telemetry from each charger reaches the portal, on its own topic. */
     struct hc_msg m;
     assert_int_equal(hc_recv_topic(&s, "devices/LDE0000001/messages/events/", &m, 10000), 1);
