@@ -213,7 +213,15 @@ lade_err lade_settings_parse(struct lade_settings *s, const char *name, const ch
             if (strcmp(keys[i].name, l) == 0)
                 k = &keys[i];
         if (!k) {
-            report(fn, ud, "%s:%u: unknown setting '%s'", name, lineno, l);
+            /* Echo only what looks like a key name: "device_key: <key>" is a typo whose '='
+             * is the key's Base64 padding, and the key must not reach a log. */
+            bool plain = strlen(l) <= 32;
+            for (const char *c = l; *c && plain; c++)
+                plain = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+            if (plain)
+                report(fn, ud, "%s:%u: unknown setting '%s'", name, lineno, l);
+            else
+                report(fn, ud, "%s:%u: unknown setting (not a key name; not shown)", name, lineno);
             bad = true;
             continue;
         }
