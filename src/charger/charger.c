@@ -355,7 +355,10 @@ static void handle_twin_response(struct lade_charger *c, const struct lade_iothu
     const cJSON *desired = cJSON_GetObjectItemCaseSensitive(doc, "desired");
     const cJSON *reported = cJSON_GetObjectItemCaseSensitive(doc, "reported");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(desired, "$version");
-    if (!cJSON_IsObject(desired) || !cJSON_IsNumber(ver)) {
+    /* The range check comes before the cast: converting a double outside int64's range is
+     * undefined behaviour ("$version": 1e30 from the network). 2^53 keeps it exact. */
+    if (!cJSON_IsObject(desired) || !cJSON_IsNumber(ver) || !(ver->valuedouble >= 0) ||
+        ver->valuedouble > 9007199254740992.0) {
         LOG_W(c->log_tag, "twin document malformed; ignored");
         cJSON_Delete(doc);
         return;
