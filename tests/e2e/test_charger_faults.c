@@ -85,6 +85,8 @@ static void fake_broker(int port, const char *dir, const char *log_path)
         _exit(1);
     }
     unsigned n = 0; /* connections that sent CONNECT (port probes do not count) */
+    const char *fs = getenv("FAKE_FIRST_SCRIPT");
+    unsigned first_script = fs ? (unsigned)atoi(fs) : 0;
     for (unsigned k = 0;; k++) {
         int fd = accept(ls, NULL, NULL);
         if (fd < 0)
@@ -105,13 +107,20 @@ static void fake_broker(int port, const char *dir, const char *log_path)
             close(fd);
             continue;
         }
-        const struct script *s = &scripts[n < NSCRIPTS ? n : NSCRIPTS - 1];
-        fprintf(log, "conn %u: CONNECT %d bytes; script %u\n", n, r,
-                n < NSCRIPTS ? n : (unsigned)NSCRIPTS - 1);
+        unsigned idx = n + first_script < NSCRIPTS ? n + first_script : (unsigned)NSCRIPTS - 1;
+        const struct script *s = &scripts[idx];
+        fprintf(log, "conn %u: CONNECT %d bytes; script %u\n", n, r, idx);
         SSL_write(ssl, s->bytes, (int)s->len);
         if (!s->then_close) {
             /* Serve until the client goes away; answer PINGREQ so a good link stays up. */
+            /* FAKE_SILENT: the first connection turns into a black hole after CONNACK (the
+             * link died without a FIN): nothing is answered, nothing is closed. */
+            bool silent = getenv("FAKE_SILENT") && n == 0;
             while ((r = SSL_read(ssl, buf, sizeof buf)) > 0) {
+                if (silent) {
+                    fprintf(log, "conn %u: ignored %d bytes\n", n, r);
+                    continue;
+                }
                 if (buf[0] == 0xc0) {
                     static const uint8_t pingresp[] = {0xd0, 0x00};
                     SSL_write(ssl, pingresp, 2);
@@ -257,6 +266,43 @@ static void test_untrusted_hub_certificates(void **state)
     h_stop(broker, SIGKILL, 1000);
 }
 
+static void test_silent_hub_detected_by_keepalive(void **state)
+{
+    (void)state;
+    const char *dir = h_tmpdir("silent");
+    h_make_ca(dir, "fault CA");
+    h_make_server_cert(dir, dir, "hub.lade.test");
+    int port = h_free_port();
+    char blog[600], clog[600], status[600], user[600];
+    snprintf(blog, sizeof blog, "%s/broker.log", dir);
+    snprintf(clog, sizeof clog, "%s/charger.log", dir);
+    snprintf(status, sizeof status, "%s/status.json", dir);
+    snprintf(user, sizeof user, "%s/user.conf", dir);
+    /* Every connection behaves (script 5), except that the first goes silent. */
+    setenv("FAKE_SILENT", "1", 1);
+    setenv("FAKE_FIRST_SCRIPT", "5", 1);
+    pid_t broker = start_fake(port, dir, blog);
+    unsetenv("FAKE_SILENT");
+    unsetenv("FAKE_FIRST_SCRIPT");
+    provision(dir, dir, "hub.lade.test", port);
+    h_write_file(user, "backoff_min_ms = 100\nbackoff_max_ms = 400\nkeepalive_s = 5\n"
+                       "telemetry_interval_s = 3600\nlog_level = debug\n");
+    uint64_t t0 = h_now_ms();
+    pid_t charger = start_charger(dir, clog);
+    assert_true(h_wait_file_contains(status, "\"link\":\"online\"", 10000));
+    /* PINGREQ after 5 s idle, no PINGRESP within 3.5 s: the link is declared dead and the
+     * charger reconnects (the second connection answers). */
+    assert_true(h_wait_file_contains(status, "\"connects\":2", 20000));
+    uint64_t took = h_now_ms() - t0;
+    assert_true(took >= 8000);
+    assert_true(h_file_count(clog, "no PINGRESP in time") == 1);
+    assert_true(h_file_count(blog, "conn 0: ignored") >= 1); /* it did send PINGREQ */
+    fprintf(stderr, "measured: dead link detected and replaced after %llu ms (keepalive 5 s)\n",
+            (unsigned long long)took);
+    h_stop(charger, SIGTERM, 5000);
+    h_stop(broker, SIGKILL, 1000);
+}
+
 static void test_tls11_only_hub(void **state)
 {
     (void)state;
@@ -288,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_malformed_mqtt_from_hub),
         cmocka_unit_test(test_untrusted_hub_certificates),
         cmocka_unit_test(test_tls11_only_hub),
+        cmocka_unit_test(test_silent_hub_detected_by_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
