@@ -235,6 +235,14 @@ pid_t h_spawn(const char *const argv[], const char *const env[], const char *log
     return pid;
 }
 
+void h_track(pid_t pid)
+{
+    install_cleanup();
+    if (g_nchildren >= MAX_CHILDREN)
+        die("too many children");
+    g_children[g_nchildren++] = pid;
+}
+
 static void forget_child(pid_t pid)
 {
     for (int i = 0; i < g_nchildren; i++)

@@ -36,6 +36,8 @@ void h_write_file(const char *path, const char *text);
  * stdout+stderr appended to log_path. The child gets its own process group and is killed at
  * exit. Returns the pid. */
 pid_t h_spawn(const char *const argv[], const char *const env[], const char *log_path);
+/* Registers a child the test forked itself, so it is killed at exit like h_spawn's. */
+void h_track(pid_t pid);
 /* Sends sig to the process group and waits up to timeout_ms; SIGKILL after. Returns the
  * wait status, or -1 if it was already reaped. */
 int h_stop(pid_t pid, int sig, uint32_t timeout_ms);
