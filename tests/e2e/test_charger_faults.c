@@ -183,17 +183,32 @@ static pid_t start_charger(const char *dir, const char *log)
     return h_spawn(argv, NULL, log);
 }
 
+/* One scenario's files: a fresh dir with a CA and a certificate for hub.lade.test, the fake
+ * broker's and the charger's logs, the charger's status file, and a free port. */
+struct fx {
+    const char *dir;
+    int port;
+    char blog[600], clog[600], status[600];
+};
+
+static void fx_init(struct fx *f, const char *tag)
+{
+    f->dir = h_tmpdir(tag);
+    h_make_ca(f->dir, "fault CA");
+    h_make_server_cert(f->dir, f->dir, "hub.lade.test");
+    f->port = h_free_port();
+    snprintf(f->blog, sizeof f->blog, "%s/broker.log", f->dir);
+    snprintf(f->clog, sizeof f->clog, "%s/charger.log", f->dir);
+    snprintf(f->status, sizeof f->status, "%s/status.json", f->dir);
+}
+
 static void test_malformed_mqtt_from_hub(void **state)
 {
     (void)state;
-    const char *dir = h_tmpdir("faults");
-    h_make_ca(dir, "fault CA");
-    h_make_server_cert(dir, dir, "hub.lade.test");
-    int port = h_free_port();
-    char blog[600], clog[600], status[600];
-    snprintf(blog, sizeof blog, "%s/broker.log", dir);
-    snprintf(clog, sizeof clog, "%s/charger.log", dir);
-    snprintf(status, sizeof status, "%s/status.json", dir);
+    struct fx f;
+    fx_init(&f, "faults");
+    const char *dir = f.dir, *blog = f.blog, *clog = f.clog, *status = f.status;
+    int port = f.port;
     pid_t broker = start_fake(port, dir, blog);
     provision(dir, dir, "hub.lade.test", port);
     pid_t charger = start_charger(dir, clog);
@@ -235,39 +250,29 @@ static void test_untrusted_hub_certificates(void **state)
 {
     (void)state;
     /* The hub's certificate comes from a CA the charger does not trust. */
-    const char *dir = h_tmpdir("cert");
+    struct fx f;
+    fx_init(&f, "cert");
     const char *other = h_tmpdir("othca");
-    h_make_ca(dir, "charger CA");
     h_make_ca(other, "rogue CA");
     h_make_server_cert(other, other, "hub.lade.test");
-    int port = h_free_port();
-    char blog[600], clog[600], status[600];
-    snprintf(blog, sizeof blog, "%s/broker.log", dir);
-    snprintf(clog, sizeof clog, "%s/charger.log", dir);
-    snprintf(status, sizeof status, "%s/status.json", dir);
-    pid_t broker = start_fake(port, other, blog);
-    provision(dir, dir, "hub.lade.test", port);
-    pid_t charger = start_charger(dir, clog);
-    assert_true(h_wait_file_contains(status, "certificate not trusted", 15000));
-    assert_true(h_wait_file_contains(blog, "handshake failed", 5000));
-    assert_int_equal(h_file_count(blog, "CONNECT"), 0); /* no credential ever left */
+    pid_t broker = start_fake(f.port, other, f.blog);
+    provision(f.dir, f.dir, "hub.lade.test", f.port);
+    pid_t charger = start_charger(f.dir, f.clog);
+    assert_true(h_wait_file_contains(f.status, "certificate not trusted", 15000));
+    assert_true(h_wait_file_contains(f.blog, "handshake failed", 5000));
+    assert_int_equal(h_file_count(f.blog, "CONNECT"), 0); /* no credential ever left */
     h_stop(charger, SIGTERM, 5000);
     h_stop(broker, SIGKILL, 1000);
 
     /* Right CA, wrong host name: the certificate names hub.lade.test, the charger wants
      * other.lade.test. */
-    const char *dir2 = h_tmpdir("host");
-    h_make_ca(dir2, "charger CA");
-    h_make_server_cert(dir2, dir2, "hub.lade.test");
-    port = h_free_port();
-    snprintf(blog, sizeof blog, "%s/broker.log", dir2);
-    snprintf(clog, sizeof clog, "%s/charger.log", dir2);
-    snprintf(status, sizeof status, "%s/status.json", dir2);
-    broker = start_fake(port, dir2, blog);
-    provision(dir2, dir2, "other.lade.test", port);
-    charger = start_charger(dir2, clog);
-    assert_true(h_wait_file_contains(status, "certificate not trusted", 15000));
-    assert_int_equal(h_file_count(blog, "CONNECT"), 0);
+    struct fx g;
+    fx_init(&g, "host");
+    broker = start_fake(g.port, g.dir, g.blog);
+    provision(g.dir, g.dir, "other.lade.test", g.port);
+    charger = start_charger(g.dir, g.clog);
+    assert_true(h_wait_file_contains(g.status, "certificate not trusted", 15000));
+    assert_int_equal(h_file_count(g.blog, "CONNECT"), 0);
     h_stop(charger, SIGTERM, 5000);
     h_stop(broker, SIGKILL, 1000);
 }
@@ -275,14 +280,11 @@ static void test_untrusted_hub_certificates(void **state)
 static void test_silent_hub_detected_by_keepalive(void **state)
 {
     (void)state;
-    const char *dir = h_tmpdir("silent");
-    h_make_ca(dir, "fault CA");
-    h_make_server_cert(dir, dir, "hub.lade.test");
-    int port = h_free_port();
-    char blog[600], clog[600], status[600], user[600];
-    snprintf(blog, sizeof blog, "%s/broker.log", dir);
-    snprintf(clog, sizeof clog, "%s/charger.log", dir);
-    snprintf(status, sizeof status, "%s/status.json", dir);
+    struct fx f;
+    fx_init(&f, "silent");
+    const char *dir = f.dir, *blog = f.blog, *clog = f.clog, *status = f.status;
+    int port = f.port;
+    char user[600];
     snprintf(user, sizeof user, "%s/user.conf", dir);
     /* Every connection behaves (script 5), except that the first goes silent. */
     setenv("FAKE_SILENT", "1", 1);
@@ -312,14 +314,10 @@ static void test_silent_hub_detected_by_keepalive(void **state)
 static void test_tls11_only_hub(void **state)
 {
     (void)state;
-    const char *dir = h_tmpdir("tls11");
-    h_make_ca(dir, "fault CA");
-    h_make_server_cert(dir, dir, "hub.lade.test");
-    int port = h_free_port();
-    char blog[600], clog[600], status[600];
-    snprintf(blog, sizeof blog, "%s/broker.log", dir);
-    snprintf(clog, sizeof clog, "%s/charger.log", dir);
-    snprintf(status, sizeof status, "%s/status.json", dir);
+    struct fx f;
+    fx_init(&f, "tls11");
+    const char *dir = f.dir, *blog = f.blog, *clog = f.clog, *status = f.status;
+    int port = f.port;
     setenv("FAKE_TLS11_ONLY", "1", 1);
     pid_t broker = start_fake(port, dir, blog);
     unsetenv("FAKE_TLS11_ONLY");
