@@ -45,9 +45,10 @@ struct lade_charger_opts {
 
 struct lade_charger_status {
     enum lade_link_state link;
-    uint32_t connects;       /* CONNACKs accepted since start */
-    uint32_t failures;       /* attempts or links that ended in an error */
-    uint32_t token_renewals; /* reconnects made to present a fresh token */
+    uint32_t connects;        /* CONNACKs accepted since start */
+    uint32_t failures;        /* attempts or links that ended in an error */
+    uint32_t token_renewals;  /* reconnects made to present a fresh token */
+    uint32_t tls_resumptions; /* handshakes that resumed the previous TLS session */
     lade_err last_error;
     char last_reason[160];        /* why the link last went down ("" if never) */
     uint64_t bytes_in, bytes_out; /* wire bytes (TLS records included), all connections */

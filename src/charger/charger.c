@@ -43,6 +43,7 @@ struct lade_charger {
 
     enum lade_link_state link;
     struct lade_tls_conn *conn;
+    struct lade_tls_session *tls_session; /* resumed on reconnect (R12) */
     struct lade_mqtt_session mqtt;
     struct lade_backoff backoff;
     struct lade_timer retry_timer, mqtt_timer, telemetry_timer, renew_timer;
@@ -113,6 +114,7 @@ static void write_status(struct lade_charger *c)
     cJSON_AddNumberToObject(o, "connects", s.connects);
     cJSON_AddNumberToObject(o, "failures", s.failures);
     cJSON_AddNumberToObject(o, "token_renewals", s.token_renewals);
+    cJSON_AddNumberToObject(o, "tls_resumptions", s.tls_resumptions);
     cJSON_AddStringToObject(o, "last_error", s.last_error ? lade_strerror(s.last_error) : "");
     cJSON_AddStringToObject(o, "last_reason", s.last_reason);
     cJSON_AddNumberToObject(o, "bytes_in", (double)s.bytes_in);
@@ -518,6 +520,8 @@ static void on_tls(struct lade_tls_conn *conn, lade_err status, uint32_t events,
         lade_tls_conn_stats(c->conn, &ts);
         c->st.handshake_bytes_in = ts.handshake_bytes_in;
         c->st.handshake_bytes_out = ts.handshake_bytes_out;
+        if (ts.resumed)
+            c->st.tls_resumptions++;
         LOG_D(c->log_tag, "%s established (%s)", ts.version, ts.cipher);
 
         char token[LADE_SAS_TOKEN_MAX + 1];
@@ -579,6 +583,7 @@ static void connect_now(struct lade_charger *c)
         .port = c->set.hub_port,
         .connect_timeout_ms = c->set.connect_timeout_ms,
         .handshake_timeout_ms = c->set.connect_timeout_ms,
+        .session = &c->tls_session,
     };
     err = lade_tls_conn_new(&c->conn, c->tls, &o);
     if (err == LADE_OK)
@@ -728,6 +733,7 @@ void lade_charger_free(struct lade_charger *c)
     if (c->own_tls)
         lade_tls_ctx_free(c->tls);
     free(c->status_file);
+    lade_tls_session_free(c->tls_session);
     memset(c->set.device_key, 0, sizeof c->set.device_key);
     free(c);
 }

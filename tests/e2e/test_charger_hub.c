@@ -249,6 +249,11 @@ static void test_token_renewal(void **state)
     assert_true(wait_status(&c, "\"token_renewals\":1", 25000));
     assert_true(wait_status(&c, "\"connects\":2", 5000));
     assert_int_equal(status_num(&c, "failures"), 0);
+    /* The renewal resumed the TLS session: no certificate chain on the wire again. */
+    assert_int_equal(status_num(&c, "tls_resumptions"), 1);
+    assert_true(status_num(&c, "handshake_bytes_in") < 600);
+    fprintf(stderr, "measured: resumed handshake %ld B out / %ld B in\n",
+            status_num(&c, "handshake_bytes_out"), status_num(&c, "handshake_bytes_in"));
     assert_int_equal(h_file_count(hub.log, "token-expired"), 0);
     stop(&c);
 }

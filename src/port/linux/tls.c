@@ -58,6 +58,7 @@ struct lade_tls_conn {
     uint64_t t_tcp_up;
     uint64_t t_done;
     uint32_t want; /* what the handshake waits for */
+    struct lade_tls_session **session_slot;
 
     /* Transport: TLS may need the socket writable to read and readable to write. */
     int read_wants_write;
@@ -145,6 +146,23 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 
 /* ---- context ---- */
 
+void lade_tls_session_free(struct lade_tls_session *s)
+{
+    SSL_SESSION_free((SSL_SESSION *)s);
+}
+
+/* OpenSSL hands over each session the server issues (TLS 1.3: NewSessionTicket after the
+ * handshake, read with application data). Keeping it (return 1) takes the reference. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct lade_tls_conn *c = SSL_get_app_data(ssl);
+    if (!c || !c->session_slot)
+        return 0;
+    lade_tls_session_free(*c->session_slot);
+    *c->session_slot = (struct lade_tls_session *)sess;
+    return 1;
+}
+
 lade_err lade_tls_ctx_new(struct lade_tls_ctx **out, const char *ca_file)
 {
     if (!out || !ca_file)
@@ -175,6 +193,10 @@ lade_err lade_tls_ctx_new(struct lade_tls_ctx **out, const char *ca_file)
     }
     SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* Sessions live in the callers' slots (one per charger and hub), not in a shared cache. */
+    SSL_CTX_set_session_cache_mode(ctx->ssl_ctx,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx->ssl_ctx, on_new_session);
     /* Partial writes report progress per record; a retried write may come from another
      * address (the caller's buffer may have moved). */
     SSL_CTX_set_mode(ctx->ssl_ctx,
@@ -266,6 +288,7 @@ lade_err lade_tls_conn_new(struct lade_tls_conn **out, struct lade_tls_ctx *ctx,
         opts->connect_timeout_ms ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     c->handshake_timeout_ms =
         opts->handshake_timeout_ms ? opts->handshake_timeout_ms : DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    c->session_slot = opts->session;
     c->fd = -1;
     c->cur_addr = -1;
     c->addr_index = -1;
@@ -304,6 +327,11 @@ static void close_socket(struct lade_tls_conn *c)
 static lade_err fail(struct lade_tls_conn *c, lade_err err)
 {
     ERR_clear_error();
+    if (c->state == LADE_TLS_HANDSHAKING && c->session_slot) {
+        /* Never offer a session again to a server that just failed a handshake. */
+        lade_tls_session_free(*c->session_slot);
+        *c->session_slot = NULL;
+    }
     close_socket(c);
     c->error = err;
     c->t_done = lade_mono_ms();
@@ -433,6 +461,10 @@ static lade_err handshake_begin(struct lade_tls_conn *c)
     BIO_set_data(bio, c);
     BIO_set_init(bio, 1);
     SSL_set_bio(c->ssl, bio, bio);
+    SSL_set_app_data(c->ssl, c);
+    if (c->session_slot && *c->session_slot &&
+        SSL_set_session(c->ssl, (SSL_SESSION *)*c->session_slot) != 1)
+        ERR_clear_error(); /* not resumable: a full handshake follows */
     X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl);
     if (c->host_is_ip) {
         /* RFC 6066 §3: no SNI for a literal; check the certificate's IP SAN instead. */
@@ -809,6 +841,7 @@ void lade_tls_conn_stats(const struct lade_tls_conn *c, struct lade_tls_stats *o
     if (c->ssl && c->state == LADE_TLS_ESTABLISHED) {
         out->version = SSL_get_version(c->ssl);
         out->cipher = SSL_get_cipher_name(c->ssl);
+        out->resumed = SSL_session_reused(c->ssl) == 1;
     }
 }
 
