@@ -335,7 +335,7 @@ lade_err lade_outbox_open(const char *path, const struct lade_outbox_limits *lim
             /* Rename aside, never delete: the file may still hold sessions someone can recover,
              * and the charger needs a working durable outbox for the sessions still to come. */
             LOG_E(MOD, "%s: %s: %s; moving the file aside and starting a new outbox", ob->path,
-                  what, ob->db ? sqlite3_errmsg(ob->db) : sqlite3_errstr(rc));
+                  what, sqlite3_errstr(rc));
             sqlite3_close(ob->db);
             ob->db = NULL;
             if (!move_aside(ob)) {
