@@ -24,6 +24,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 max_len_for() {
   case "$1" in
     fuzz_mqtt_decode) echo 8192 ;;      # several frames, 2-byte lengths, the 1 KiB session buffer
+    fuzz_obs) echo 4200 ;;              # one observation message is at most 4096 bytes
     fuzz_sas_parse) echo 1024 ;;        # tokens and topics are a few hundred bytes
     fuzz_iothub_topic) echo 1024 ;;     # id (<=128) + topic; rid <= 64, method <= 128
     fuzz_settings) echo 4096 ;;         # must pass the 1024-byte line limit
