@@ -47,6 +47,9 @@ lade_err lade_url_decode(const char *in, size_t n, char *out, size_t out_cap,
  * is rejected too (MQTT 3.1.1 §1.5.3). */
 bool lade_utf8_valid(const uint8_t *s, size_t n, bool allow_nul);
 
+/* Value of one hex digit (either case), or -1. */
+int lade_hex_digit(char c);
+
 /* Constant-time comparison for secrets (signatures, keys). */
 bool lade_ct_equal(const void *a, const void *b, size_t n);
 

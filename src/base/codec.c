@@ -165,7 +165,7 @@ lade_err lade_url_encode(const char *in, size_t n, char *out, size_t out_cap, si
     return LADE_OK;
 }
 
-static int hex_val(char c)
+int lade_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -184,8 +184,8 @@ lade_err lade_url_decode(const char *in, size_t n, char *out, size_t out_cap, si
         if (c == '%') {
             if (n - i < 3)
                 return LADE_ERR_INVAL;
-            int hi = hex_val(in[i + 1]);
-            int lo = hex_val(in[i + 2]);
+            int hi = lade_hex_digit(in[i + 1]);
+            int lo = lade_hex_digit(in[i + 2]);
             if (hi < 0 || lo < 0)
                 return LADE_ERR_INVAL;
             c = (char)(hi << 4 | lo);

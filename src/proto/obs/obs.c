@@ -3,6 +3,8 @@
  * Wire format and timing rules: docs/observations.md. */
 #include "lade/obs.h"
 
+#include "lade/codec.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -475,17 +477,6 @@ static bool parse_number(struct parser *ps, struct num *out)
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Unescapes raw; out may be NULL (validate and count only). */
 static lade_err unescape(struct lade_str raw, char *out, size_t cap, size_t *out_len)
 {
@@ -531,7 +522,7 @@ static lade_err unescape(struct lade_str raw, char *out, size_t cap, size_t *out
                     return LADE_ERR_PROTO;
                 unsigned cp = 0;
                 for (int h = 1; h <= 4; h++) {
-                    int v = hexval(raw.p[k + h]);
+                    int v = lade_hex_digit(raw.p[k + h]);
                     if (v < 0)
                         return LADE_ERR_PROTO;
                     cp = cp * 16 + (unsigned)v;
