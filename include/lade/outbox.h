@@ -35,7 +35,7 @@
 #include "lade/err.h"
 
 #define LADE_OUTBOX_ID_LEN          32          /* hex chars of a 128-bit message id */
-#define LADE_OUTBOX_SCHEMA          1           /* schema version this code writes */
+#define LADE_OUTBOX_SCHEMA          2           /* schema version this code writes */
 #define LADE_OUTBOX_BUSY_MS         2000        /* busy timeout */
 #define LADE_OUTBOX_PAYLOAD_MAX     (64 * 1024) /* largest payload accepted */
 #define LADE_OUTBOX_PATH_MAX        512
@@ -128,5 +128,23 @@ lade_err lade_outbox_ack(struct lade_outbox *ob, const char *msg_id) LADE_MUST_C
 /* Counters and fault state. Errors: INVAL, DB (the counts could not be read; the fault fields
  * are filled anyway). */
 lade_err lade_outbox_stats(struct lade_outbox *ob, struct lade_outbox_stats *st) LADE_MUST_CHECK;
+
+/* ---- the session in progress (docs/outbox.md, "Open session") ----
+ * A charger checkpoints its session in progress under the msg_id its finished record will
+ * carry. lade_outbox_put(SESSION, that msg_id) removes the checkpoint in the same transaction,
+ * so after a crash the session is found in exactly one place: open (resume or close it) or
+ * stored (send it). */
+
+/* Inserts or replaces the checkpoint of msg_id, durably. Errors: INVAL, TOO_BIG, DB. */
+lade_err lade_outbox_session_checkpoint(struct lade_outbox *ob, const char *msg_id,
+                                        const void *payload, size_t len,
+                                        int64_t now_wall_s) LADE_MUST_CHECK;
+/* The oldest checkpoint into *rec (kind SESSION, seq 0, created_wall_s = its last update);
+ * free with lade_outbox_rec_free. Errors: INVAL, NOT_FOUND (none), DB, NOMEM. */
+lade_err lade_outbox_session_open(struct lade_outbox *ob,
+                                  struct lade_outbox_rec *rec) LADE_MUST_CHECK;
+/* Removes a checkpoint without storing a record (a session that never took energy and is not
+ * billed). Unknown id: OK. Errors: INVAL, DB. */
+lade_err lade_outbox_session_discard(struct lade_outbox *ob, const char *msg_id) LADE_MUST_CHECK;
 
 #endif

@@ -56,6 +56,12 @@ static const char *const migrations[] = {
     "CREATE INDEX outbox_kind_seq ON outbox(kind, seq);"
     "CREATE TABLE counters(name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);"
     "INSERT INTO counters VALUES('dropped_state', 0);",
+    /* 1 → 2: the session in progress, checkpointed so a crash or power cut cannot lose it.
+     * Closed by the put of a SESSION record with the same msg_id, in the same transaction. */
+    "CREATE TABLE open_session("
+    "  msg_id TEXT PRIMARY KEY NOT NULL,"
+    "  updated_wall_s INTEGER NOT NULL,"
+    "  payload BLOB NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == LADE_OUTBOX_SCHEMA,
                "one migration per schema version");
@@ -548,6 +554,20 @@ lade_err lade_outbox_put(struct lade_outbox *ob, enum lade_outbox_kind kind, con
     }
     if (rc != SQLITE_DONE)
         goto db_fail;
+    if (kind == LADE_OUTBOX_SESSION) {
+        /* The finished record replaces its checkpoint atomically: at no instant is the session
+         * in neither table, and never in both. */
+        what = "close open session";
+        if ((rc = sqlite3_prepare_v2(ob->db, "DELETE FROM open_session WHERE msg_id = ?1", -1,
+                                     &st, NULL)) != SQLITE_OK)
+            goto db_fail;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        st = NULL;
+        if (rc != SQLITE_DONE)
+            goto db_fail;
+    }
     what = "commit";
     if ((rc = exec_rc(ob, "COMMIT")) != SQLITE_OK)
         goto db_fail;
@@ -698,4 +718,89 @@ lade_err lade_outbox_stats(struct lade_outbox *ob, struct lade_outbox_stats *st)
         st->session_bytes = sz.session_bytes;
     }
     return err;
+}
+
+/* ---- the open session ---- */
+
+lade_err lade_outbox_session_checkpoint(struct lade_outbox *ob, const char *msg_id,
+                                        const void *payload, size_t len, int64_t now_wall_s)
+{
+    if (!ob || !lade_outbox_id_valid(msg_id) || (!payload && len > 0))
+        return LADE_ERR_INVAL;
+    if (len > LADE_OUTBOX_PAYLOAD_MAX)
+        return LADE_ERR_TOO_BIG;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(ob->db,
+                                "INSERT INTO open_session(msg_id, updated_wall_s, payload) "
+                                "VALUES(?1, ?2, ?3) ON CONFLICT(msg_id) DO UPDATE SET "
+                                "updated_wall_s = excluded.updated_wall_s, "
+                                "payload = excluded.payload",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fault(ob, rc, "prepare checkpoint");
+    sqlite3_bind_text(st, 1, msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_wall_s);
+    sqlite3_bind_blob(st, 3, len ? payload : "", (int)len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fault(ob, rc, "checkpoint");
+    ok_op(ob);
+    return LADE_OK;
+}
+
+lade_err lade_outbox_session_open(struct lade_outbox *ob, struct lade_outbox_rec *rec)
+{
+    sqlite3_stmt *st = NULL;
+    lade_err err = LADE_OK;
+    if (!ob || !rec)
+        return LADE_ERR_INVAL;
+    memset(rec, 0, sizeof *rec);
+    int rc = sqlite3_prepare_v2(ob->db,
+                                "SELECT msg_id, updated_wall_s, payload FROM open_session "
+                                "ORDER BY rowid LIMIT 1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fault(ob, rc, "prepare open session");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        ok_op(ob);
+        err = LADE_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        err = fault(ob, rc, "open session");
+        goto out;
+    }
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    if (!lade_outbox_id_valid(id)) {
+        err = fault(ob, SQLITE_CORRUPT, "stored open session msg_id malformed");
+        goto out;
+    }
+    rec->kind = LADE_OUTBOX_SESSION;
+    memcpy(rec->msg_id, id, LADE_OUTBOX_ID_LEN + 1);
+    rec->created_wall_s = sqlite3_column_int64(st, 1);
+    const void *p = sqlite3_column_blob(st, 2);
+    rec->len = (size_t)sqlite3_column_bytes(st, 2);
+    rec->payload = malloc(rec->len + 1);
+    if (!rec->payload) {
+        err = LADE_ERR_NOMEM;
+        goto out;
+    }
+    if (rec->len)
+        memcpy(rec->payload, p, rec->len);
+    rec->payload[rec->len] = 0;
+    ok_op(ob);
+out:
+    sqlite3_finalize(st);
+    return err;
+}
+
+lade_err lade_outbox_session_discard(struct lade_outbox *ob, const char *msg_id)
+{
+    int n = 0;
+    if (!ob || !lade_outbox_id_valid(msg_id))
+        return LADE_ERR_INVAL;
+    return change_one(ob, "DELETE FROM open_session WHERE msg_id = ?1 AND ?2 = ?2", msg_id, 0,
+                      "discard open session", &n);
 }

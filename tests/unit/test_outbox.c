@@ -565,6 +565,57 @@ static void test_put_latency(void **state)
                   (unsigned long long)us[N - 1]);
 }
 
+/* The session in progress: checkpointed, found again after reopen, replaced atomically by its
+ * finished record, and a schema-1 file gains the table without losing records. */
+static void test_open_session(void **state)
+{
+    struct fx *f = *state;
+    struct lade_outbox_rec rec;
+    assert_int_equal(lade_outbox_open(f->path, NULL, &f->ob), LADE_OK);
+    assert_int_equal(lade_outbox_session_open(f->ob, &rec), LADE_ERR_NOT_FOUND);
+    assert_int_equal(lade_outbox_session_checkpoint(f->ob, "nothex", "x", 1, 1), LADE_ERR_INVAL);
+    assert_int_equal(lade_outbox_session_checkpoint(f->ob, tid(7), "one", 3, 100), LADE_OK);
+    assert_int_equal(lade_outbox_session_checkpoint(f->ob, tid(7), "two!", 4, 160), LADE_OK);
+    lade_outbox_close(f->ob);
+    f->ob = NULL;
+    assert_int_equal(lade_outbox_open(f->path, NULL, &f->ob), LADE_OK);
+    assert_int_equal(lade_outbox_session_open(f->ob, &rec), LADE_OK);
+    assert_string_equal(rec.msg_id, tid(7));
+    assert_int_equal(rec.created_wall_s, 160);
+    assert_int_equal(rec.len, 4);
+    assert_memory_equal(rec.payload, "two!", 4);
+    lade_outbox_rec_free(&rec);
+    /* A STATE put with the same id would be a different record: the checkpoint stays. */
+    put_ok(f->ob, LADE_OUTBOX_STATE, 8, 10);
+    assert_int_equal(lade_outbox_session_open(f->ob, &rec), LADE_OK);
+    lade_outbox_rec_free(&rec);
+    /* The finished record closes it. */
+    assert_int_equal(lade_outbox_put(f->ob, LADE_OUTBOX_SESSION, tid(7), "done", 4, 200, NULL),
+                     LADE_OK);
+    assert_int_equal(lade_outbox_session_open(f->ob, &rec), LADE_ERR_NOT_FOUND);
+    /* discard */
+    assert_int_equal(lade_outbox_session_checkpoint(f->ob, tid(9), "z", 1, 300), LADE_OK);
+    assert_int_equal(lade_outbox_session_discard(f->ob, tid(9)), LADE_OK);
+    assert_int_equal(lade_outbox_session_discard(f->ob, tid(9)), LADE_OK);
+    assert_int_equal(lade_outbox_session_open(f->ob, &rec), LADE_ERR_NOT_FOUND);
+    lade_outbox_close(f->ob);
+    f->ob = NULL;
+
+    /* Downgrade the file to schema 1 by hand; open migrates it and keeps the records. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE open_session; UPDATE schema_version SET version = 1",
+                                  0, 0, 0),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(lade_outbox_open(f->path, NULL, &f->ob), LADE_OK);
+    char got[256];
+    order(f->ob, got, sizeof got);
+    assert_string_equal(got, "8,7");
+    assert_int_equal(lade_outbox_session_checkpoint(f->ob, tid(10), "y", 1, 400), LADE_OK);
+}
+
 int main(void)
 {
     lade_log_set_level(LADE_LOG_WARN);
@@ -582,6 +633,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unusable_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_latency, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
