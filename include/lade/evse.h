@@ -260,6 +260,16 @@ LADE_MUST_CHECK lade_err lade_charging_init(struct lade_charging *cs,
 void lade_charging_step(struct lade_charging *cs, uint64_t now_ms, int64_t wall_s,
                         const struct lade_charging_inputs *in, struct lade_charging_outputs *out);
 
+/* Continues a session that was in progress when the agent stopped (crash, power cut, restart),
+ * from its checkpoint: rec (id, start, clock_trusted, peak, phases), the meter reading at its
+ * start and whether a final stop was active. Valid only before the first step; the first step
+ * then either goes on charging (the car is still there: same session, no new id) or ends it
+ * (unplugged meanwhile) with the meter delta as its energy. Errors: STATE (already stepped or in
+ * a session), INVAL. */
+LADE_MUST_CHECK lade_err lade_charging_resume(struct lade_charging *cs,
+                                              const struct lade_session_record *rec,
+                                              uint64_t start_wh, bool final_stop);
+
 /* Commands (direct methods). Ids as in the portal for those that have one. */
 enum lade_charging_cmd_id {
     LADE_CMD_STOP_CHARGING_FINAL = 506,

@@ -234,6 +234,7 @@ void lade_charging_step(struct lade_charging *cs, uint64_t now_ms, int64_t wall_
                         const struct lade_charging_inputs *in, struct lade_charging_outputs *out)
 {
     memset(out, 0, sizeof *out);
+    cs->started = true;
     out->events = cs->events;
     cs->events = 0;
     const struct lade_charging_config *cfg = &cs->cfg;
@@ -359,6 +360,27 @@ void lade_charging_step(struct lade_charging *cs, uint64_t now_ms, int64_t wall_
     if (!expired && seen + cfg->link_loss_deadline_ms < next)
         next = seen + cfg->link_loss_deadline_ms;
     out->next_step_ms = next;
+}
+
+lade_err lade_charging_resume(struct lade_charging *cs, const struct lade_session_record *rec,
+                              uint64_t start_wh, bool final_stop)
+{
+    if (!rec)
+        return LADE_ERR_INVAL;
+    if (cs->started || cs->in_session || cs->state != LADE_CHG_DISCONNECTED)
+        return LADE_ERR_STATE;
+    cs->session = *rec;
+    cs->session.end_wall_s = 0;
+    cs->session.energy_wh = 0;
+    cs->session_start_wh = start_wh;
+    cs->in_session = true;
+    cs->authorized = true;
+    cs->final_stop = final_stop;
+    /* AUTHORIZING + authorized: the first step keeps the session if the car is present (no new
+     * id: in_session is set) or closes it as unplugged. */
+    set_state(cs, final_stop ? LADE_CHG_FINISHED : LADE_CHG_AUTHORIZING);
+    LOG_I(MOD, "session resumed from its checkpoint (meter at start %" PRIu64 " Wh)", start_wh);
+    return LADE_OK;
 }
 
 enum lade_cmd_status lade_charging_command(struct lade_charging *cs,

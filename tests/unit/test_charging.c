@@ -910,6 +910,67 @@ static void test_property_random(void **state)
                   steps, charging_steps, gap_steps, offline_steps);
 }
 
+/* A session checkpointed before a restart continues under the same id when the car is still
+ * there, and ends with the meter delta when it left meanwhile. */
+static void test_resume_session(void **state)
+{
+    (void)state;
+    struct lade_session_record rec;
+    memset(&rec, 0, sizeof rec);
+    memset(rec.id, 0x42, sizeof rec.id);
+    rec.start_wall_s = 1700000000;
+    rec.clock_trusted = true;
+    rec.peak_power_w = 11000;
+    rec.phases_used = 3;
+
+    /* car still plugged: same session, no new id, charging again */
+    struct rig r;
+    rig_init(&r, false);
+    plug(&r, LADE_EV_3P_11KW);
+    r.sim.energy_wh = 5000;
+    uint32_t ids = g_ids;
+    assert_int_equal(lade_charging_resume(&r.cs, &rec, 1000, false), LADE_OK);
+    assert_int_equal(lade_charging_resume(&r.cs, &rec, 1000, false), LADE_ERR_STATE);
+    assert_int_equal(cmd(&r, LADE_CMD_SET_CURRENT, 16000, 3), LADE_CMD_OK);
+    rig_run(&r, 2000, 1000);
+    assert_int_equal(g_ids, ids);
+    assert_int_equal(r.started, 0);
+    assert_int_equal(r.out.state, LADE_CHG_CHARGING);
+    assert_memory_equal(r.out.session.id, rec.id, 16);
+    lade_evse_sim_unplug(&r.sim);
+    rig_step(&r);
+    assert_int_equal(r.ended, 1);
+    assert_memory_equal(r.rec_ended.id, rec.id, 16);
+    assert_int_equal(r.rec_ended.start_wall_s, rec.start_wall_s);
+    assert_in_range(r.rec_ended.energy_wh, 4000, 4010);
+    assert_int_equal(r.rec_ended.end_reason, LADE_SESSION_END_UNPLUGGED);
+
+    /* car gone while the agent was down: the first step closes it */
+    rig_init(&r, false);
+    r.sim.energy_wh = 2500;
+    assert_int_equal(lade_charging_resume(&r.cs, &rec, 1000, true), LADE_OK);
+    rig_step(&r);
+    assert_int_equal(r.ended, 1);
+    assert_int_equal(r.rec_ended.energy_wh, 1500);
+    assert_int_equal(r.out.state, LADE_CHG_DISCONNECTED);
+    assert_int_equal(r.started, 0);
+
+    /* a final stop survives the restart */
+    rig_init(&r, false);
+    plug(&r, LADE_EV_3P_11KW);
+    assert_int_equal(lade_charging_resume(&r.cs, &rec, 0, true), LADE_OK);
+    rig_run(&r, 2000, 1000);
+    assert_int_equal(r.out.state, LADE_CHG_FINISHED);
+    assert_true(r.out.final_stop);
+    assert_int_equal(r.out.offer_ma, 0);
+    assert_int_equal(cmd(&r, LADE_CMD_RESUME_CHARGING, 0, 0), LADE_CMD_OK);
+
+    /* after the first step it is refused */
+    rig_init(&r, false);
+    rig_step(&r);
+    assert_int_equal(lade_charging_resume(&r.cs, &rec, 0, false), LADE_ERR_STATE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -929,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_phase_switch),
         cmocka_unit_test(test_link_loss_fallback_lower),
         cmocka_unit_test(test_link_loss_fallback_higher),
+        cmocka_unit_test(test_resume_session),
         cmocka_unit_test(test_property_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
