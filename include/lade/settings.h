@@ -37,6 +37,7 @@ struct lade_settings {
     char firmware_hosts[768]; /* comma-separated */
     char fallback_dns[256];   /* comma-separated, R5 */
     char firmware_pubkey[128];
+    char evse[16]; /* charging hardware: "sim" (simulated EV + meter) or "none" */
     /* user */
     int log_level;        /* enum lade_log_level */
     uint32_t keepalive_s; /* MQTT keep-alive; the hub allows <= 1177 */
@@ -46,6 +47,24 @@ struct lade_settings {
     uint32_t backoff_max_ms;
     uint32_t backoff_stable_s; /* a link up this long resets the back-off */
     uint32_t connect_timeout_ms;
+    /* charging (docs/charging.md); the twin's desired properties override these at run time */
+    char state_dir[256];            /* outbox, session checkpoint, twin settings, simulator state */
+    uint32_t max_current_a;         /* installer's setting, <= the charger's 63 A fuse (R14) */
+    uint32_t min_current_a;         /* below this the charger pauses (>= 6 A, IEC 61851) */
+    uint32_t max_phases;            /* 1 or 3 */
+    uint32_t offline_current_a;     /* fallback while the hub is unreachable; 0 = stop */
+    uint32_t offline_phases;        /* 1 or 3 */
+    uint32_t free_mode;             /* 1: every car is authorized on plug-in */
+    uint32_t link_grace_ms;         /* link-loss deadline = keepalive_s * 1.5 + this */
+    uint32_t checkpoint_interval_s; /* session-in-progress checkpoint period */
+    uint32_t report_min_interval_s; /* observations: shortest gap for meter-value changes */
+    char bearer[16];                /* observation 150: "Ethernet", "Wifi", "LTE", "PLC" */
+    /* simulated EV (evse = sim) */
+    char sim_car[16];        /* none, 1p16a, 3p11kw, 3p22kw: car plugged in at start */
+    uint32_t sim_soc;        /* its state of charge at plug-in, % */
+    uint32_t sim_plug_s;     /* > 0: unplug after this long plugged (simulated seconds) ... */
+    uint32_t sim_unplug_s;   /* ... and plug in again after this long (0 = stay unplugged) */
+    uint32_t sim_time_scale; /* simulated seconds per real second for the car and meter */
 };
 
 enum lade_settings_file { LADE_SETTINGS_FACTORY, LADE_SETTINGS_USER };

@@ -14,7 +14,7 @@
 #include "lade/iothub.h"
 #include "lade/log.h"
 
-enum kind { K_STR, K_HOST, K_U32, K_KEY, K_LOGLEVEL, K_DEVID };
+enum kind { K_STR, K_HOST, K_U32, K_KEY, K_LOGLEVEL, K_DEVID, K_ENUM };
 
 struct key {
     const char *name;
@@ -23,29 +23,47 @@ struct key {
     size_t off;
     size_t size; /* K_STR/K_HOST: buffer size; K_U32: field size (2 or 4) */
     uint32_t min, max;
+    const char *choices; /* K_ENUM: "a|b|c" */
 };
 
 #define F(field) offsetof(struct lade_settings, field), sizeof(((struct lade_settings *)0)->field)
 
 static const struct key keys[] = {
-    {"device_id", K_DEVID, true, F(device_id), 0, 0},
-    {"device_key", K_KEY, true, F(device_key), 0, 0},
-    {"hub_host", K_HOST, true, F(hub_host), 0, 0},
-    {"hub_port", K_U32, true, F(hub_port), 1, 65535},
-    {"hosts_file", K_STR, true, F(hosts_file), 0, 0},
-    {"ca_file", K_STR, true, F(ca_file), 0, 0},
-    {"ntp_host", K_HOST, true, F(ntp_host), 0, 0},
-    {"firmware_hosts", K_STR, true, F(firmware_hosts), 0, 0},
-    {"fallback_dns", K_STR, true, F(fallback_dns), 0, 0},
-    {"firmware_pubkey", K_STR, true, F(firmware_pubkey), 0, 0},
-    {"log_level", K_LOGLEVEL, false, F(log_level), 0, 0},
-    {"keepalive_s", K_U32, false, F(keepalive_s), 5, 1177},
-    {"token_ttl_s", K_U32, false, F(token_ttl_s), 20, 30u * 86400u},
-    {"telemetry_interval_s", K_U32, false, F(telemetry_interval_s), 1, 86400},
-    {"backoff_min_ms", K_U32, false, F(backoff_min_ms), 100, 600000},
-    {"backoff_max_ms", K_U32, false, F(backoff_max_ms), 100, 3600000},
-    {"backoff_stable_s", K_U32, false, F(backoff_stable_s), 1, 86400},
-    {"connect_timeout_ms", K_U32, false, F(connect_timeout_ms), 500, 120000},
+    {"device_id", K_DEVID, true, F(device_id), 0, 0, NULL},
+    {"device_key", K_KEY, true, F(device_key), 0, 0, NULL},
+    {"hub_host", K_HOST, true, F(hub_host), 0, 0, NULL},
+    {"hub_port", K_U32, true, F(hub_port), 1, 65535, NULL},
+    {"hosts_file", K_STR, true, F(hosts_file), 0, 0, NULL},
+    {"ca_file", K_STR, true, F(ca_file), 0, 0, NULL},
+    {"ntp_host", K_HOST, true, F(ntp_host), 0, 0, NULL},
+    {"firmware_hosts", K_STR, true, F(firmware_hosts), 0, 0, NULL},
+    {"fallback_dns", K_STR, true, F(fallback_dns), 0, 0, NULL},
+    {"firmware_pubkey", K_STR, true, F(firmware_pubkey), 0, 0, NULL},
+    {"log_level", K_LOGLEVEL, false, F(log_level), 0, 0, NULL},
+    {"keepalive_s", K_U32, false, F(keepalive_s), 5, 1177, NULL},
+    {"token_ttl_s", K_U32, false, F(token_ttl_s), 20, 30u * 86400u, NULL},
+    {"telemetry_interval_s", K_U32, false, F(telemetry_interval_s), 1, 86400, NULL},
+    {"backoff_min_ms", K_U32, false, F(backoff_min_ms), 100, 600000, NULL},
+    {"backoff_max_ms", K_U32, false, F(backoff_max_ms), 100, 3600000, NULL},
+    {"backoff_stable_s", K_U32, false, F(backoff_stable_s), 1, 86400, NULL},
+    {"connect_timeout_ms", K_U32, false, F(connect_timeout_ms), 500, 120000, NULL},
+    {"evse", K_ENUM, true, F(evse), 0, 0, "sim|none"},
+    {"state_dir", K_STR, false, F(state_dir), 0, 0, NULL},
+    {"max_current_a", K_U32, false, F(max_current_a), 6, 63, NULL},
+    {"min_current_a", K_U32, false, F(min_current_a), 6, 63, NULL},
+    {"max_phases", K_U32, false, F(max_phases), 1, 3, NULL},
+    {"offline_current_a", K_U32, false, F(offline_current_a), 0, 63, NULL},
+    {"offline_phases", K_U32, false, F(offline_phases), 1, 3, NULL},
+    {"free_mode", K_U32, false, F(free_mode), 0, 1, NULL},
+    {"link_grace_ms", K_U32, false, F(link_grace_ms), 0, 600000, NULL},
+    {"checkpoint_interval_s", K_U32, false, F(checkpoint_interval_s), 1, 3600, NULL},
+    {"report_min_interval_s", K_U32, false, F(report_min_interval_s), 1, 3600, NULL},
+    {"bearer", K_ENUM, false, F(bearer), 0, 0, "Ethernet|Wifi|LTE|PLC"},
+    {"sim_car", K_ENUM, false, F(sim_car), 0, 0, "none|1p16a|3p11kw|3p22kw"},
+    {"sim_soc", K_U32, false, F(sim_soc), 0, 100, NULL},
+    {"sim_plug_s", K_U32, false, F(sim_plug_s), 0, 30u * 86400u, NULL},
+    {"sim_unplug_s", K_U32, false, F(sim_unplug_s), 0, 30u * 86400u, NULL},
+    {"sim_time_scale", K_U32, false, F(sim_time_scale), 1, 3600, NULL},
 };
 
 void lade_settings_defaults(struct lade_settings *s)
@@ -68,6 +86,21 @@ void lade_settings_defaults(struct lade_settings *s)
     s->backoff_max_ms = 100000;
     s->backoff_stable_s = 60;
     s->connect_timeout_ms = 10000;
+    snprintf(s->evse, sizeof s->evse, "none");
+    snprintf(s->state_dir, sizeof s->state_dir, "/var/lib/lade");
+    s->max_current_a = 32;
+    s->min_current_a = 6;
+    s->max_phases = 3;
+    s->offline_current_a = 6;
+    s->offline_phases = 1;
+    s->free_mode = 1;
+    s->link_grace_ms = 10000;
+    s->checkpoint_interval_s = 60;
+    s->report_min_interval_s = 10;
+    snprintf(s->bearer, sizeof s->bearer, "Ethernet");
+    snprintf(s->sim_car, sizeof s->sim_car, "none");
+    s->sim_soc = 20;
+    s->sim_time_scale = 1;
 }
 
 bool lade_settings_is_factory_key(const char *key)
@@ -122,6 +155,20 @@ static const char *apply(struct lade_settings *s, const struct key *k, const cha
         break;
     case K_STR:
         break;
+    case K_ENUM: {
+        size_t n = strlen(v);
+        const char *c = k->choices;
+        while (c) {
+            const char *bar = strchr(c, '|');
+            size_t m = bar ? (size_t)(bar - c) : strlen(c);
+            if (m == n && memcmp(c, v, n) == 0)
+                break;
+            c = bar ? bar + 1 : NULL;
+        }
+        if (!c)
+            return k->choices; /* the reason names the allowed values */
+        break;
+    }
     case K_U32: {
         if (*v == '\0' || strlen(v) > 10 || v[0] == '-' || v[0] == '+')
             return "not a number";
@@ -132,6 +179,10 @@ static const char *apply(struct lade_settings *s, const struct key *k, const cha
             return "not a number";
         if (x < k->min || x > k->max)
             return "out of range";
+        if ((k->off == offsetof(struct lade_settings, max_phases) ||
+             k->off == offsetof(struct lade_settings, offline_phases)) &&
+            x == 2)
+            return "phases must be 1 or 3";
         if (k->size == sizeof(uint16_t)) {
             uint16_t y = (uint16_t)x;
             memcpy(field, &y, sizeof y);
@@ -234,7 +285,8 @@ lade_err lade_settings_parse(struct lade_settings *s, const char *name, const ch
         const char *why = apply(s, k, v);
         if (why) {
             /* Never echo the value: it may be the device key. */
-            report(fn, ud, "%s:%u: '%s': %s", name, lineno, l, why);
+            report(fn, ud, "%s:%u: '%s': %s%s", name, lineno, l,
+                   why == k->choices ? "must be one of " : "", why);
             bad = true;
         }
         memset(line, 0, sizeof line);
@@ -349,6 +401,7 @@ lade_err lade_settings_write_factory(const struct lade_settings *s, const char *
             s->firmware_hosts, s->fallback_dns);
     if (s->firmware_pubkey[0])
         fprintf(f, "firmware_pubkey = %s\n", s->firmware_pubkey);
+    fprintf(f, "evse = %s\n", s->evse);
     memset(key_b64, 0, sizeof key_b64);
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;

@@ -143,12 +143,45 @@ static void test_write_and_load(void **state)
     rmdir(dir);
 }
 
+static void test_charging_keys(void **state)
+{
+    (void)state;
+    struct lade_settings s;
+    lade_settings_defaults(&s);
+    assert_string_equal(s.evse, "none");
+    assert_int_equal(s.max_current_a, 32);
+    reset();
+    assert_int_equal(lade_settings_parse(&s, "user.conf",
+                                         "max_current_a = 16\nmax_phases = 2\nsim_car = 3p22kw\n"
+                                         "sim_car = tesla\nmax_current_a = 64\nevse = sim\n"
+                                         "offline_phases = 3\nbearer = LTE\n",
+                                         LADE_SETTINGS_USER, collect, NULL),
+                     LADE_OK);
+    assert_int_equal(s.max_current_a, 16); /* 64 refused: above the 63 A fuse */
+    assert_int_equal(s.max_phases, 3);     /* 2 refused */
+    assert_string_equal(s.sim_car, "3p22kw");
+    assert_string_equal(s.evse, "none"); /* factory key in the user file */
+    assert_int_equal(s.offline_phases, 3);
+    assert_string_equal(s.bearer, "LTE");
+    assert_non_null(strstr(g_msgs, "user.conf:2: 'max_phases': phases must be 1 or 3"));
+    assert_non_null(
+        strstr(g_msgs, "user.conf:4: 'sim_car': must be one of none|1p16a|3p11kw|3p22kw"));
+    assert_non_null(strstr(g_msgs, "user.conf:5: 'max_current_a': out of range"));
+    assert_non_null(strstr(g_msgs, "user.conf:6: 'evse' is a factory setting"));
+    reset();
+    assert_int_equal(lade_settings_parse(&s, "factory.conf", "evse = sim\n", LADE_SETTINGS_FACTORY,
+                                         collect, NULL),
+                     LADE_OK);
+    assert_string_equal(s.evse, "sim");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_factory_and_user),
         cmocka_unit_test(test_factory_errors),
         cmocka_unit_test(test_write_and_load),
+        cmocka_unit_test(test_charging_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
