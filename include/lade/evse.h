@@ -156,6 +156,7 @@ enum lade_operation_mode {
 
 struct lade_charging_config {
     int32_t max_current_ma;         /* charger's configured max, 6..63 A (fuse setting) */
+    int32_t min_current_ma;         /* below this the charger pauses; 6 A..max_current_ma */
     unsigned max_phases;            /* 1 or 3: what the charger is wired for */
     int32_t offline_current_ma;     /* fallback while the cloud is unreachable (0 = stop) */
     unsigned offline_phases;        /* 1 or 3 */

@@ -62,6 +62,7 @@ void lade_charging_config_defaults(struct lade_charging_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->max_current_ma = 32000;
+    cfg->min_current_ma = LADE_IEC61851_MIN_MA;
     cfg->max_phases = 3;
     cfg->offline_current_ma = 6000;
     cfg->offline_phases = 1;
@@ -75,6 +76,8 @@ void lade_charging_config_defaults(struct lade_charging_config *cfg)
 lade_err lade_charging_config_check(const struct lade_charging_config *cfg)
 {
     if (cfg->max_current_ma < LADE_IEC61851_MIN_MA || cfg->max_current_ma > LADE_FUSE_MAX_MA)
+        return LADE_ERR_CONFIG;
+    if (cfg->min_current_ma < LADE_IEC61851_MIN_MA || cfg->min_current_ma > cfg->max_current_ma)
         return LADE_ERR_CONFIG;
     if (cfg->max_phases != 1 && cfg->max_phases != 3)
         return LADE_ERR_CONFIG;
@@ -268,7 +271,7 @@ void lade_charging_step(struct lade_charging *cs, uint64_t now_ms, int64_t wall_
     int32_t allocated_ma = min32(limit_ma, cfg->max_current_ma);
     phases = minu(phases, cfg->max_phases);
     int32_t avail_ma = min32(allocated_ma, in->cable_rating_ma);
-    if (avail_ma < LADE_IEC61851_MIN_MA)
+    if (avail_ma < cfg->min_current_ma)
         avail_ma = 0;
 
     /* ---- faults ---- */

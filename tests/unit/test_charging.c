@@ -971,6 +971,30 @@ static void test_resume_session(void **state)
     assert_int_equal(lade_charging_resume(&r.cs, &rec, 0, false), LADE_ERR_STATE);
 }
 
+/* A configured minimum above 6 A: less than it pauses, it and above charges. */
+static void test_min_current(void **state)
+{
+    (void)state;
+    struct lade_charging_config cfg;
+    default_cfg(&cfg, true);
+    cfg.min_current_ma = 10000;
+    struct rig r;
+    rig_init_cfg(&r, &cfg);
+    plug(&r, LADE_EV_3P_11KW);
+    assert_int_equal(cmd(&r, LADE_CMD_SET_CURRENT, 8000, 3), LADE_CMD_OK);
+    rig_run(&r, 2000, 1000);
+    assert_int_equal(r.out.state, LADE_CHG_PAUSED);
+    assert_int_equal(r.out.offer_ma, 0);
+    assert_int_equal(cmd(&r, LADE_CMD_SET_CURRENT, 10000, 3), LADE_CMD_OK);
+    rig_run(&r, 2000, 1000);
+    assert_int_equal(r.out.state, LADE_CHG_CHARGING);
+    assert_int_equal(r.out.offer_ma, 10000);
+    cfg.min_current_ma = 5000;
+    assert_int_equal(lade_charging_config_check(&cfg), LADE_ERR_CONFIG);
+    cfg.min_current_ma = 40000;
+    assert_int_equal(lade_charging_config_check(&cfg), LADE_ERR_CONFIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -991,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_link_loss_fallback_lower),
         cmocka_unit_test(test_link_loss_fallback_higher),
         cmocka_unit_test(test_resume_session),
+        cmocka_unit_test(test_min_current),
         cmocka_unit_test(test_property_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
