@@ -41,6 +41,10 @@ struct lade_charger_opts {
     struct lade_loop *loop;               /* borrowed; must outlive the charger */
     struct lade_tls_ctx *tls;             /* borrowed; NULL: the charger makes its own */
     const char *status_file; /* NULL: none. JSON status rewritten atomically on changes */
+    /* RestartCharger (102): called (from the loop, after the reply went out) to restart the
+     * agent; NULL: the command is refused as not supported. */
+    void (*on_restart)(void *ud);
+    void *restart_ud;
 };
 
 struct lade_charger_status {
@@ -74,5 +78,8 @@ void lade_charger_stop(struct lade_charger *c);
 void lade_charger_free(struct lade_charger *c);
 void lade_charger_status(const struct lade_charger *c, struct lade_charger_status *out);
 const char *lade_charger_id(const struct lade_charger *c);
+/* The wall clock is (or is no longer) synchronised (NTP, SPEC R6). Session records say whether
+ * their start and end times were taken on a trusted clock. Default: not trusted. */
+void lade_charger_set_clock_trusted(struct lade_charger *c, bool trusted);
 
 #endif

@@ -6,6 +6,8 @@
  */
 #include "lade/charger.h"
 
+#include "agent.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,43 +26,6 @@
 #include "lade/resolve.h"
 #include "lade/sas.h"
 #include "lade/tls.h"
-
-#define RX_CAP             (64 * 1024) /* largest message we accept: twin documents, method calls */
-#define TX_CAP             (16 * 1024)
-#define STORE_CAP          (16 * 1024)
-#define SUB_CAP            512
-#define INFLIGHT           16
-#define CONNACK_TIMEOUT_MS 10000
-
-struct lade_charger {
-    struct lade_settings set;
-    struct lade_loop *loop;
-    struct lade_tls_ctx *tls;
-    bool own_tls;
-    char *status_file;
-    char username[400];
-    char log_tag[140];
-
-    enum lade_link_state link;
-    struct lade_tls_conn *conn;
-    struct lade_tls_session *tls_session; /* resumed on reconnect (R12) */
-    struct lade_mqtt_session mqtt;
-    struct lade_backoff backoff;
-    struct lade_timer retry_timer, mqtt_timer, telemetry_timer, renew_timer;
-    uint64_t started_ms, up_since_ms;
-    uint32_t rid;                         /* request ids for twin GET / PATCH */
-    uint32_t twin_get_rid;                /* outstanding GET (0: none) */
-    bool renewing;                        /* the current link is closed to present a fresh token */
-    uint64_t conn_base_in, conn_base_out; /* wire totals when the current link started */
-
-    struct lade_charger_status st;
-
-    uint8_t rx[RX_CAP];
-    uint8_t tx[TX_CAP];
-    uint8_t store[STORE_CAP];
-    uint8_t subs[SUB_CAP];
-    struct lade_mqtt_inflight inflight[INFLIGHT];
-};
 
 static const char *const link_names[] = {"waiting", "connecting", "mqtt", "online", "stopped"};
 
@@ -95,7 +60,7 @@ void lade_charger_status(const struct lade_charger *c, struct lade_charger_statu
     wire_totals(c, &out->bytes_in, &out->bytes_out);
 }
 
-static void write_status(struct lade_charger *c)
+void agent_write_status(struct lade_charger *c)
 {
     if (!c->status_file)
         return;
@@ -103,6 +68,7 @@ static void write_status(struct lade_charger *c)
     lade_charger_status(c, &s);
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", c->status_file);
+    /* (the status file is rewritten on every change: keep it cheap) */
     FILE *f = fopen(tmp, "w");
     if (!f) {
         LOG_W(c->log_tag, "status file %s: %s", tmp, strerror(errno));
@@ -128,6 +94,7 @@ static void write_status(struct lade_charger *c)
     cJSON_AddNumberToObject(o, "telemetry_sent", s.telemetry_sent);
     cJSON_AddNumberToObject(o, "methods_answered", s.methods_answered);
     cJSON_AddNumberToObject(o, "next_retry_ms", s.next_retry_ms);
+    ctl_status_json(c, o);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     bool ok = text && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
@@ -145,10 +112,10 @@ static void set_link(struct lade_charger *c, enum lade_link_state to)
         return;
     LOG_D(c->log_tag, "link %s -> %s", lade_link_state_name(c->link), lade_link_state_name(to));
     c->link = to;
-    write_status(c);
+    agent_write_status(c);
 }
 
-static void arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms)
+void agent_arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms)
 {
     if (lade_timer_arm(c->loop, t, due_ms) != LADE_OK)
         LOG_E(c->log_tag, "cannot arm a timer: out of memory");
@@ -180,6 +147,7 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
     lade_timer_cancel(c->loop, &c->telemetry_timer);
     lade_timer_cancel(c->loop, &c->renew_timer);
     c->twin_get_rid = 0;
+    ctl_link_down(c);
     if (c->link == LADE_LINK_STOPPED)
         return;
     if (was_online)
@@ -189,7 +157,7 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
         /* Planned: reconnect at once with a fresh token. */
         c->st.next_retry_ms = 0;
         set_link(c, LADE_LINK_WAITING);
-        arm(c, &c->retry_timer, now);
+        agent_arm(c, &c->retry_timer, now);
         return;
     }
     c->st.failures++;
@@ -203,7 +171,7 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
     c->st.next_retry_ms = delay;
     LOG_W(c->log_tag, "link down (%s): %s; retry in %u ms", lade_strerror(err), reason, delay);
     set_link(c, LADE_LINK_WAITING);
-    arm(c, &c->retry_timer, now + delay);
+    agent_arm(c, &c->retry_timer, now + delay);
 }
 
 static void update_interest(struct lade_charger *c)
@@ -227,7 +195,7 @@ static bool mqtt_tick(struct lade_charger *c)
         return false;
     }
     if (next != UINT64_MAX)
-        arm(c, &c->mqtt_timer, next);
+        agent_arm(c, &c->mqtt_timer, next);
     update_interest(c);
     return true;
 }
@@ -241,20 +209,33 @@ static void on_mqtt_timer(struct lade_loop *loop, struct lade_timer *t, void *ud
 
 /* ---- messages to the hub ---- */
 
-static lade_err publish(struct lade_charger *c, const char *topic, const char *payload, int qos)
+lade_err agent_publish(struct lade_charger *c, const char *topic, const void *payload, size_t len,
+                       int qos, uint16_t *packet_id)
 {
-    lade_err err = lade_mqtt_publish(&c->mqtt, topic, payload, strlen(payload), qos, false, NULL);
+    lade_err err = lade_mqtt_publish(&c->mqtt, topic, payload, len, qos, false, packet_id);
     if (err)
         LOG_W(c->log_tag, "publish to %s failed: %s", topic, lade_strerror(err));
     update_interest(c);
     return err;
 }
 
+static lade_err publish(struct lade_charger *c, const char *topic, const char *payload, int qos)
+{
+    return agent_publish(c, topic, payload, strlen(payload), qos, NULL);
+}
+
+lade_err agent_telemetry_topic(const struct lade_charger *c, const char *mid, char *topic,
+                               size_t cap)
+{
+    struct lade_iothub_prop props[] = {
+        {"$.ct", "application/json"}, {"$.ce", "utf-8"}, {"$.mid", mid ? mid : ""}};
+    return lade_iothub_telemetry_topic(c->set.device_id, props, mid ? 3 : 2, topic, cap, NULL);
+}
+
 static void send_telemetry(struct lade_charger *c)
 {
     char topic[256];
-    struct lade_iothub_prop props[] = {{"$.ct", "application/json"}, {"$.ce", "utf-8"}};
-    if (lade_iothub_telemetry_topic(c->set.device_id, props, 2, topic, sizeof topic, NULL))
+    if (agent_telemetry_topic(c, NULL, topic, sizeof topic))
         return;
     uint64_t in, out;
     wire_totals(c, &in, &out);
@@ -274,11 +255,11 @@ static void on_telemetry_timer(struct lade_loop *loop, struct lade_timer *t, voi
     (void)loop;
     (void)t;
     struct lade_charger *c = ud;
-    if (c->link != LADE_LINK_ONLINE)
+    if (c->link != LADE_LINK_ONLINE || c->ctl.enabled) /* observations carry the state */
         return;
     send_telemetry(c);
-    arm(c, &c->telemetry_timer, lade_mono_ms() + (uint64_t)c->st.telemetry_interval_s * 1000);
-    write_status(c);
+    agent_arm(c, &c->telemetry_timer, lade_mono_ms() + (uint64_t)c->st.telemetry_interval_s * 1000);
+    agent_write_status(c);
 }
 
 /* The values this charger reports in its twin. */
@@ -288,12 +269,13 @@ static cJSON *reported_doc(const struct lade_charger *c)
     cJSON_AddStringToObject(o, "firmwareVersion", LADE_FIRMWARE_VERSION);
     cJSON_AddNumberToObject(o, "telemetryIntervalS", c->st.telemetry_interval_s);
     cJSON_AddNumberToObject(o, "desiredVersion", (double)c->st.desired_version);
+    ctl_reported(c, o);
     return o;
 }
 
 /* Sends the members of the reported document that differ from what the hub has (current may
  * be NULL: send all). Twin updates are throttled and billed: never send an unchanged value. */
-static void report_twin(struct lade_charger *c, const cJSON *current)
+void agent_report_twin(struct lade_charger *c, const cJSON *current)
 {
     cJSON *want = reported_doc(c);
     cJSON *patch = cJSON_CreateObject();
@@ -328,12 +310,13 @@ static void apply_desired(struct lade_charger *c, const cJSON *desired, int64_t 
             if ((uint32_t)v != c->st.telemetry_interval_s) {
                 c->st.telemetry_interval_s = (uint32_t)v;
                 if (c->link == LADE_LINK_ONLINE)
-                    arm(c, &c->telemetry_timer, lade_mono_ms() + (uint64_t)v * 1000);
+                    agent_arm(c, &c->telemetry_timer, lade_mono_ms() + (uint64_t)v * 1000);
             }
         } else {
             LOG_W(c->log_tag, "desired telemetryIntervalS out of range (1..86400); ignored");
         }
     }
+    ctl_apply_desired(c, desired);
     c->st.desired_version = version;
     LOG_I(c->log_tag, "applied desired properties $version %" PRId64, version);
 }
@@ -366,7 +349,7 @@ static void handle_twin_response(struct lade_charger *c, const struct lade_iothu
         return;
     }
     apply_desired(c, desired, (int64_t)ver->valuedouble);
-    report_twin(c, cJSON_IsObject(reported) ? reported : NULL);
+    agent_report_twin(c, cJSON_IsObject(reported) ? reported : NULL);
     cJSON_Delete(doc);
 
     /* The connect is complete once the twin is in: record what it cost on the wire. */
@@ -376,7 +359,7 @@ static void handle_twin_response(struct lade_charger *c, const struct lade_iothu
     c->st.connect_bytes_out = out - c->conn_base_out;
     LOG_I(c->log_tag, "online: connect cost %" PRIu64 " bytes out, %" PRIu64 " bytes in",
           c->st.connect_bytes_out, c->st.connect_bytes_in);
-    write_status(c);
+    agent_write_status(c);
 }
 
 static void handle_desired_patch(struct lade_charger *c, const struct lade_iothub_msg *m,
@@ -389,21 +372,21 @@ static void handle_desired_patch(struct lade_charger *c, const struct lade_iothu
         int64_t before = c->st.desired_version;
         apply_desired(c, doc, m->version);
         if (c->st.desired_version != before)
-            report_twin(c, NULL);
+            agent_report_twin(c, NULL);
     }
     cJSON_Delete(doc);
-    write_status(c);
+    agent_write_status(c);
 }
 
 static void handle_method(struct lade_charger *c, const struct lade_iothub_msg *m,
                           const uint8_t *payload, size_t len)
 {
-    (void)payload;
-    (void)len;
     char topic[160];
-    char body[256];
+    char body[512];
     int status;
-    if (lade_str_eq_c(m->method, "ping")) {
+    if (ctl_method(c, m->method, payload, len, &status, body, sizeof body)) {
+        /* charging command: answered below */
+    } else if (lade_str_eq_c(m->method, "ping")) {
         status = 200;
         snprintf(body, sizeof body,
                  "{\"pong\":true,\"device\":\"%s\",\"uptime_s\":%" PRIu64
@@ -440,14 +423,16 @@ static void on_connack(void *ud, bool session_present, uint8_t rc)
     c->twin_get_rid = ++c->rid;
     if (lade_iothub_twin_get_topic(c->twin_get_rid, topic, sizeof topic, NULL) == LADE_OK)
         publish(c, topic, "", 0);
-    send_telemetry(c);
+    if (!c->ctl.enabled)
+        send_telemetry(c);
+    ctl_link_up(c);
     uint64_t now = lade_mono_ms();
-    arm(c, &c->telemetry_timer, now + (uint64_t)c->st.telemetry_interval_s * 1000);
+    agent_arm(c, &c->telemetry_timer, now + (uint64_t)c->st.telemetry_interval_s * 1000);
     /* Renew the token at ~85 % of its life, jittered over 80..90 % so a fleet that connected
      * together does not reconnect together. */
     uint64_t ttl_ms = (uint64_t)c->set.token_ttl_s * 1000;
     uint64_t renew = ttl_ms * 80 / 100 + lade_random_u32() % (ttl_ms / 10 + 1);
-    arm(c, &c->renew_timer, now + renew);
+    agent_arm(c, &c->renew_timer, now + renew);
 }
 
 static void on_message(void *ud, const struct lade_mqtt_publish *msg)
@@ -478,9 +463,15 @@ static void on_message(void *ud, const struct lade_mqtt_publish *msg)
     }
 }
 
+static void on_puback(void *ud, uint16_t packet_id)
+{
+    ctl_on_puback(ud, packet_id);
+}
+
 static const struct lade_mqtt_callbacks mqtt_cbs = {
     .on_connack = on_connack,
     .on_message = on_message,
+    .on_puback = on_puback,
 };
 
 /* ---- transport ---- */
@@ -543,6 +534,11 @@ static void on_tls(struct lade_tls_conn *conn, lade_err status, uint32_t events,
     }
     if (events & LADE_IO_READ) {
         lade_err err = lade_mqtt_session_on_readable(&c->mqtt, now);
+        if (c->mqtt.stats.packets_in != c->packets_in_seen) {
+            /* Anything from the hub is contact: it moves the link-loss deadline (charging). */
+            c->packets_in_seen = c->mqtt.stats.packets_in;
+            ctl_hub_seen(c, now);
+        }
         if (err && err != LADE_ERR_AGAIN) {
             link_down(c, err, mqtt_reason(err));
             return;
@@ -690,9 +686,15 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     lade_timer_init(&c->mqtt_timer, on_mqtt_timer, c);
     lade_timer_init(&c->telemetry_timer, on_telemetry_timer, c);
     lade_timer_init(&c->renew_timer, on_renew_timer, c);
+    c->on_restart = o->on_restart;
+    c->restart_ud = o->restart_ud;
+    err = ctl_init(c);
+    if (err)
+        goto fail;
     *out = c;
     return LADE_OK;
 fail:
+    ctl_free(c);
     if (c->own_tls)
         lade_tls_ctx_free(c->tls);
     free(c->status_file);
@@ -706,6 +708,7 @@ lade_err lade_charger_start(struct lade_charger *c, uint32_t delay_ms)
         return LADE_ERR_STATE;
     c->started_ms = lade_mono_ms();
     set_link(c, LADE_LINK_WAITING);
+    ctl_start(c);
     return lade_timer_arm(c->loop, &c->retry_timer, c->started_ms + delay_ms);
 }
 
@@ -721,6 +724,7 @@ void lade_charger_stop(struct lade_charger *c)
     }
     set_link(c, LADE_LINK_STOPPED);
     lade_timer_cancel(c->loop, &c->retry_timer);
+    ctl_stop(c);
     link_down(c, LADE_OK, "stopped");
     LOG_I(c->log_tag, "stopped");
 }
@@ -730,6 +734,7 @@ void lade_charger_free(struct lade_charger *c)
     if (!c)
         return;
     lade_charger_stop(c);
+    ctl_free(c);
     if (c->own_tls)
         lade_tls_ctx_free(c->tls);
     free(c->status_file);

@@ -1,0 +1,155 @@
+/* Internal to the charger agent (src/charger): the context shared by the cloud link
+ * (charger.c) and charging control (control.c). Not a public header. */
+#ifndef LADE_CHARGER_AGENT_H
+#define LADE_CHARGER_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "lade/backoff.h"
+#include "lade/charger.h"
+#include "lade/evse.h"
+#include "lade/iothub.h"
+#include "lade/loop.h"
+#include "lade/mqtt.h"
+#include "lade/obs.h"
+#include "lade/outbox.h"
+#include "lade/tls.h"
+
+#define RX_CAP             (64 * 1024) /* largest message we accept: twin documents, method calls */
+#define TX_CAP             (16 * 1024)
+#define STORE_CAP          (16 * 1024)
+#define SUB_CAP            512
+#define INFLIGHT           16
+#define CONNACK_TIMEOUT_MS 10000
+
+#define CTL_SEND_WINDOW 4  /* session records in flight at once */
+#define CTL_MEM_QUEUE   32 /* finished sessions kept in memory when the outbox cannot take them */
+#define CTL_PAYLOAD_MAX 768
+
+/* A finished session the outbox could not store (storage fault): kept in RAM and sent anyway. */
+struct ctl_mem_session {
+    char msg_id[LADE_OUTBOX_ID_LEN + 1];
+    char payload[CTL_PAYLOAD_MAX];
+    size_t len;
+    bool in_flight;
+};
+
+struct ctl_send_slot {
+    uint16_t packet_id; /* 0: free */
+    char msg_id[LADE_OUTBOX_ID_LEN + 1];
+    bool from_memory;
+};
+
+/* Charging control: hardware, state machine, reporting, outbox (control.c). */
+struct ctl {
+    bool enabled; /* evse != none */
+    const struct lade_evse_hw_ops *ops;
+    void *hw;
+    struct lade_evse_sim sim;
+    /* simulator clock and plug cycle (sim time = scaled monotonic time) */
+    uint64_t sim_base_mono_ms, sim_base_ms, sim_phase_end_ms;
+    uint64_t sim_saved_wh;
+    bool sim_saved_plugged;
+    char sim_profile[16];
+
+    struct lade_charging cs;
+    struct lade_charging_outputs out;
+    struct lade_timer step_timer, obs_timer, restart_timer;
+    uint64_t hub_last_seen_ms;
+    bool clock_trusted;
+    bool stepping;
+
+    /* the session in progress */
+    char session_hex[LADE_OUTBOX_ID_LEN + 1]; /* "" when none; also its msg_id */
+    uint64_t session_start_wh;
+    int64_t checkpoint_wall_s; /* last checkpoint written (0: none) */
+    bool resumed_from_checkpoint;
+    bool first_step_done;
+    uint64_t last_session_wh; /* 553 after the session ended */
+
+    struct lade_obs_reporter obs;
+
+    struct lade_outbox *ob;
+    char outbox_path[320];
+    int64_t ob_after_seq;
+    struct ctl_send_slot slots[CTL_SEND_WINDOW];
+    struct ctl_mem_session mem[CTL_MEM_QUEUE];
+    size_t n_mem;
+    bool storage_fault;
+    char storage_error[200];
+    bool storage_recovered;
+
+    /* twin-applied settings (persisted in state_dir/settings.json) */
+    char settings_error[160];
+
+    /* counters for the status file */
+    uint32_t sessions_started, sessions_ended, sessions_stored, sessions_acked, sessions_resumed;
+    uint32_t commands_ok, commands_refused, obs_messages;
+    uint64_t obs_bytes;
+};
+
+struct lade_charger {
+    struct lade_settings set;
+    struct lade_loop *loop;
+    struct lade_tls_ctx *tls;
+    bool own_tls;
+    char *status_file;
+    char username[400];
+    char log_tag[140];
+    void (*on_restart)(void *ud);
+    void *restart_ud;
+
+    enum lade_link_state link;
+    struct lade_tls_conn *conn;
+    struct lade_tls_session *tls_session; /* resumed on reconnect (R12) */
+    struct lade_mqtt_session mqtt;
+    struct lade_backoff backoff;
+    struct lade_timer retry_timer, mqtt_timer, telemetry_timer, renew_timer;
+    uint64_t started_ms, up_since_ms;
+    uint32_t rid;                         /* request ids for twin GET / PATCH */
+    uint32_t twin_get_rid;                /* outstanding GET (0: none) */
+    bool renewing;                        /* the current link is closed to present a fresh token */
+    uint64_t conn_base_in, conn_base_out; /* wire totals when the current link started */
+    uint64_t packets_in_seen;
+
+    struct lade_charger_status st;
+    struct ctl ctl;
+
+    uint8_t rx[RX_CAP];
+    uint8_t tx[TX_CAP];
+    uint8_t store[STORE_CAP];
+    uint8_t subs[SUB_CAP];
+    struct lade_mqtt_inflight inflight[INFLIGHT];
+};
+
+/* charger.c, for control.c */
+lade_err agent_publish(struct lade_charger *c, const char *topic, const void *payload, size_t len,
+                       int qos, uint16_t *packet_id);
+/* Telemetry topic with the JSON content properties and, if mid != NULL, $.mid. */
+lade_err agent_telemetry_topic(const struct lade_charger *c, const char *mid, char *topic,
+                               size_t cap);
+void agent_write_status(struct lade_charger *c);
+void agent_report_twin(struct lade_charger *c, const cJSON *current);
+void agent_arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms);
+
+/* control.c */
+lade_err ctl_init(struct lade_charger *c);
+void ctl_start(struct lade_charger *c);
+void ctl_stop(struct lade_charger *c);
+void ctl_free(struct lade_charger *c);
+void ctl_hub_seen(struct lade_charger *c, uint64_t now_ms);
+void ctl_link_up(struct lade_charger *c);
+void ctl_link_down(struct lade_charger *c);
+void ctl_on_puback(struct lade_charger *c, uint16_t packet_id);
+/* Handles the charging methods; false if method is not one of them. */
+bool ctl_method(struct lade_charger *c, struct lade_str method, const uint8_t *payload, size_t len,
+                int *status, char *body, size_t cap);
+/* Applies the charging members of a desired document; true if anything changed. */
+bool ctl_apply_desired(struct lade_charger *c, const cJSON *desired);
+void ctl_reported(const struct lade_charger *c, cJSON *doc);
+void ctl_status_json(const struct lade_charger *c, cJSON *o);
+
+#endif
