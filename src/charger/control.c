@@ -720,6 +720,19 @@ static void on_restart_timer(struct lade_loop *loop, struct lade_timer *t, void 
 
 /* ---- settings: files, twin ---- */
 
+static void new_session_id(void *ud, uint8_t id[16])
+{
+    struct lade_charger *c = ud;
+    if (lade_random(id, 16) != LADE_OK) {
+        /* CSPRNG failure: still unique per charger (device id hash would be better); never
+         * reuse an id, the portal bills by it. */
+        uint64_t t = lade_mono_ms() ^ (uint64_t)lade_wall_s() << 20;
+        memcpy(id, &t, sizeof t);
+        memcpy(id + 8, &c->ctl.sessions_started, sizeof c->ctl.sessions_started);
+        LOG_E(c->log_tag, "no random session id: using a time-based one");
+    }
+}
+
 static lade_err charging_config(struct lade_charger *c, struct lade_charging_config *cfg)
 {
     lade_charging_config_defaults(cfg);
@@ -735,20 +748,9 @@ static lade_err charging_config(struct lade_charger *c, struct lade_charging_con
         cfg->offline_current_ma = cfg->max_current_ma;
     if (cfg->min_current_ma > cfg->max_current_ma)
         cfg->min_current_ma = cfg->max_current_ma;
+    cfg->new_session_id = new_session_id;
+    cfg->session_id_ud = c;
     return lade_charging_config_check(cfg);
-}
-
-static void new_session_id(void *ud, uint8_t id[16])
-{
-    struct lade_charger *c = ud;
-    if (lade_random(id, 16) != LADE_OK) {
-        /* CSPRNG failure: still unique per charger (device id hash would be better); never
-         * reuse an id, the portal bills by it. */
-        uint64_t t = lade_mono_ms() ^ (uint64_t)lade_wall_s() << 20;
-        memcpy(id, &t, sizeof t);
-        memcpy(id + 8, &c->ctl.sessions_started, sizeof c->ctl.sessions_started);
-        LOG_E(c->log_tag, "no random session id: using a time-based one");
-    }
 }
 
 struct desired_key {
@@ -1222,8 +1224,6 @@ lade_err ctl_init(struct lade_charger *c)
         LOG_E(c->log_tag, "charging settings are inconsistent (max/min/offline current, phases)");
         return err;
     }
-    cfg.new_session_id = new_session_id;
-    cfg.session_id_ud = c;
     if ((err = lade_charging_init(&k->cs, &cfg)) != LADE_OK)
         return err;
     struct lade_obs_config oc = {

@@ -5,10 +5,12 @@
  * Loads the factory settings (identity, key, hub, CA) and the user settings, then keeps the
  * cloud link up until SIGINT/SIGTERM. It opens outbound connections only (SPEC R2).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lade/charger.h"
 #include "lade/log.h"
@@ -26,6 +28,16 @@ static void report(void *ud, const char *msg)
 {
     (void)ud;
     LOG_E("settings", "%s", msg);
+}
+
+static bool g_restart;
+
+/* RestartCharger (102): leave the loop, clean up (the session in progress is checkpointed by
+ * lade_charger_stop), then exec this program again with the same arguments. */
+static void on_restart(void *ud)
+{
+    g_restart = true;
+    lade_loop_stop(ud);
 }
 
 static void on_signal(struct lade_loop *loop, int signo, void *ud)
@@ -110,7 +122,11 @@ int main(int argc, char **argv)
         LOG_E("charger", "cannot handle signals");
         goto out;
     }
-    struct lade_charger_opts o = {.settings = &s, .loop = loop, .status_file = status};
+    struct lade_charger_opts o = {.settings = &s,
+                                  .loop = loop,
+                                  .status_file = status,
+                                  .on_restart = on_restart,
+                                  .restart_ud = loop};
     if ((err = lade_charger_new(&c, &o)) != LADE_OK) {
         LOG_E("charger", "cannot create the charger: %s", lade_strerror(err));
         goto out;
@@ -129,5 +145,12 @@ int main(int argc, char **argv)
 out:
     lade_charger_free(c);
     lade_loop_free(loop);
+    if (g_restart && rc == 0) {
+        LOG_I("charger", "restarting");
+        fflush(NULL);
+        execv("/proc/self/exe", argv);
+        LOG_E("charger", "restart failed: %s", strerror(errno));
+        return 1;
+    }
     return rc;
 }
