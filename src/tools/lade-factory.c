@@ -3,7 +3,7 @@
  *   lade-factory create  --registry DB --hub-host H --ca FILE --out DIR
  *                        [--id ID | --prefix LDE --count N] [--hub-port P] [--ntp-host H]
  *                        [--firmware-hosts a,b,c] [--fallback-dns a,b] [--hosts-file F]
- *                        [--firmware-pubkey B64]
+ *                        [--firmware-pubkey B64] [--evse sim|none]
  *   lade-factory service --registry DB --name NAME --hub-host H --out FILE
  *   lade-factory token   --registry DB (--device ID | --name SVC) --hub-host H [--ttl S]
  *   lade-factory list    --registry DB
@@ -28,7 +28,7 @@
 
 struct opts {
     const char *registry, *hub_host, *ca, *out, *id, *prefix, *ntp_host, *firmware_hosts,
-        *fallback_dns, *hosts_file, *firmware_pubkey, *device, *name;
+        *fallback_dns, *hosts_file, *firmware_pubkey, *device, *name, *evse;
     long hub_port, count, ttl;
 };
 
@@ -38,7 +38,7 @@ static void usage(FILE *f)
           "  lade-factory create  --registry DB --hub-host HOST --ca FILE --out DIR\n"
           "                       [--id ID | --prefix LDE --count N] [--hub-port 8883]\n"
           "                       [--ntp-host H] [--firmware-hosts a,b,c] [--fallback-dns a,b]\n"
-          "                       [--hosts-file F] [--firmware-pubkey B64]\n"
+          "                       [--hosts-file F] [--firmware-pubkey B64] [--evse sim|none]\n"
           "  lade-factory service --registry DB --name NAME --hub-host HOST --out FILE\n"
           "  lade-factory token   --registry DB (--device ID | --name SERVICE) --hub-host HOST\n"
           "                       [--ttl SECONDS]\n"
@@ -96,6 +96,8 @@ static int create_one(struct lade_registry *reg, const struct opts *o, const cha
         snprintf(s.hosts_file, sizeof s.hosts_file, "%s", o->hosts_file);
     if (o->firmware_pubkey)
         snprintf(s.firmware_pubkey, sizeof s.firmware_pubkey, "%s", o->firmware_pubkey);
+    if (o->evse)
+        snprintf(s.evse, sizeof s.evse, "%s", o->evse);
 
     char dir[600], path[700];
     snprintf(dir, sizeof dir, "%s/%s", o->out, id);
@@ -302,6 +304,7 @@ int main(int argc, char **argv)
         {"fallback-dns", required_argument, 0, 'D'},
         {"hosts-file", required_argument, 0, 'h'},
         {"firmware-pubkey", required_argument, 0, 'K'},
+        {"evse", required_argument, 0, 'E'},
         {"device", required_argument, 0, 'd'},
         {"name", required_argument, 0, 'm'},
         {"ttl", required_argument, 0, 't'},
@@ -349,6 +352,13 @@ int main(int argc, char **argv)
             break;
         case 'K':
             o.firmware_pubkey = optarg;
+            break;
+        case 'E':
+            if (strcmp(optarg, "sim") != 0 && strcmp(optarg, "none") != 0) {
+                fprintf(stderr, "lade-factory: --evse must be sim or none\n");
+                return 2;
+            }
+            o.evse = optarg;
             break;
         case 'd':
             o.device = optarg;
