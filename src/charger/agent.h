@@ -133,6 +133,8 @@ lade_err agent_telemetry_topic(const struct lade_charger *c, const char *mid, ch
                                size_t cap);
 void agent_write_status(struct lade_charger *c);
 void agent_report_twin(struct lade_charger *c, const cJSON *current);
+/* Ends the current link as failed (back-off, reconnect): the hub is known to be silent. */
+void agent_drop_link(struct lade_charger *c, const char *reason);
 void agent_arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms);
 
 /* control.c */

@@ -174,6 +174,12 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
     agent_arm(c, &c->retry_timer, now + delay);
 }
 
+void agent_drop_link(struct lade_charger *c, const char *reason)
+{
+    if (c->link == LADE_LINK_ONLINE || c->link == LADE_LINK_MQTT)
+        link_down(c, LADE_ERR_TIMEOUT, reason);
+}
+
 static void update_interest(struct lade_charger *c)
 {
     if (!c->conn)

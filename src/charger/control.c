@@ -653,11 +653,19 @@ static void step(struct lade_charger *c)
     in.hub_last_seen_ms = k->hub_last_seen_ms;
     in.clock_trusted = k->clock_trusted;
     bool was_resumed = k->resumed_from_checkpoint && !k->first_step_done;
+    struct lade_charging_outputs prev = k->out;
     lade_charging_step(&k->cs, now, wall, &in, &k->out);
     k->first_step_done = true;
     drive(c);
 
     const struct lade_charging_outputs *o = &k->out;
+    if ((o->events & LADE_CHG_EV_FALLBACK) && c->link == LADE_LINK_ONLINE) {
+        /* Nothing from the hub for the whole deadline while we kept sending: the link is dead
+         * even if TCP has not noticed (keep-alive counts from our last send). Reconnect. */
+        k->stepping = false;
+        agent_drop_link(c, "nothing from the hub within the link-loss deadline");
+        k->stepping = true;
+    }
     if (o->events & LADE_CHG_EV_SESSION_ENDED) {
         struct lade_session_record r = o->session;
         bool estimated = false;
@@ -685,7 +693,9 @@ static void step(struct lade_charger *c)
         checkpoint(c, wall);
 
     observe(c, &in.meter, now);
-    if (o->events & (LADE_CHG_EV_STATE | LADE_CHG_EV_SESSION_ENDED | LADE_CHG_EV_SESSION_STARTED))
+    if (o->events || o->offer_ma != prev.offer_ma || o->contactor_closed != prev.contactor_closed ||
+        o->phases != prev.phases || o->allocated_ma != prev.allocated_ma ||
+        o->offline != prev.offline || o->mode != prev.mode || o->final_stop != prev.final_stop)
         agent_write_status(c);
     uint64_t next = o->next_step_ms;
     if (next > now + STEP_MAX_MS)

@@ -1,0 +1,479 @@
+/* e2e: charging control of a lade-charger (simulated EV + meter) through the real hub
+ * (Mosquitto 2 + lade_hub.so), driven and observed with the portal's service identity.
+ *
+ * Covers (issue 3): commands as direct methods with status replies — SetCurrent (valid,
+ * above the fuse → clamped, out of range, malformed), StopChargingFinal / ResumeCharging /
+ * DeauthorizeAndStop / Authorize in valid and invalid states, idempotent repeats, unknown ids,
+ * bad JSON — each refused one leaving the state unchanged; settings through twin desired
+ * properties acknowledged in reported ones (clamped to the installer's fuse setting, invalid
+ * ones refused with a reason); observations on the wire (710/718/708 change at once); the
+ * link-loss fallback to the offline current within keep-alive × 1.5 + grace, never above the
+ * last setpoint in between; a finished session delivered with $.mid = its id.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "harness_hub.h"
+
+static struct h_hub hub;
+static char svc_token[1200];
+static struct hc svc;
+static int rid;
+
+struct charger {
+    char id[32];
+    char dir[600];
+    char status[700];
+    char log[700];
+    pid_t pid;
+};
+
+static void capture(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    out[strcspn(out, "\n")] = 0;
+    assert_int_equal(pclose(p), 0);
+}
+
+static void provision(struct charger *c, const char *id, const char *user_conf)
+{
+    snprintf(c->id, sizeof c->id, "%s", id);
+    assert_int_equal(h_sh("'%s/lade-factory' create --registry '%s' --id %s --hub-host %s "
+                          "--hub-port %d --ca '%s' --out '%s/chargers' --hosts-file '%s/hosts' "
+                          "--ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim >/dev/null",
+                          h_build_dir(), hub.registry, id, hub.host, hub.port, hub.ca, hub.dir,
+                          hub.dir),
+                     0);
+    snprintf(c->dir, sizeof c->dir, "%s/chargers/%s", hub.dir, id);
+    snprintf(c->status, sizeof c->status, "%s/status.json", c->dir);
+    snprintf(c->log, sizeof c->log, "%s/charger.log", c->dir);
+    char user[700], text[2048];
+    snprintf(user, sizeof user, "%s/user.conf", c->dir);
+    snprintf(text, sizeof text, "%sstate_dir = %s/state\n", user_conf, c->dir);
+    h_write_file(user, text);
+}
+
+static void start(struct charger *c)
+{
+    char bin[600], factory[700], user[700];
+    snprintf(bin, sizeof bin, "%s/lade-charger", h_build_dir());
+    snprintf(factory, sizeof factory, "%s/factory.conf", c->dir);
+    snprintf(user, sizeof user, "%s/user.conf", c->dir);
+    unlink(c->status);
+    const char *argv[] = {bin, "--factory", factory, "--user", user, "--status", c->status, NULL};
+    c->pid = h_spawn(argv, NULL, c->log);
+}
+
+static void stop(struct charger *c)
+{
+    int ws = h_stop(c->pid, SIGTERM, 5000);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0); /* clean exit, no sanitizer report */
+    c->pid = 0;
+}
+
+static void dump(struct charger *c, const char *why)
+{
+    char *s = h_read_file(c->status);
+    char *l = h_read_file(c->log);
+    fprintf(stderr, "%s: %s\nstatus %s\nlog (tail):\n%s\n", c->id, why, s ? s : "(none)",
+            l ? (strlen(l) > 6000 ? l + strlen(l) - 6000 : l) : "");
+    free(s);
+    free(l);
+}
+
+static bool wait_status(struct charger *c, const char *needle, uint32_t timeout_ms)
+{
+    if (h_wait_file_contains(c->status, needle, timeout_ms))
+        return true;
+    char why[200];
+    snprintf(why, sizeof why, "no '%s' in the status", needle);
+    dump(c, why);
+    return false;
+}
+
+/* A number from the status file's "charging" object (or the top level). */
+static double charging_num(struct charger *c, const char *key)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        char *s = h_read_file(c->status);
+        cJSON *o = s ? cJSON_Parse(s) : NULL;
+        free(s);
+        if (!o) { /* being replaced: the rename is atomic, a missing file is not */
+            usleep(20000);
+            continue;
+        }
+        const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "charging");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch ? ch : o, key);
+        if (!v)
+            v = cJSON_GetObjectItemCaseSensitive(o, key);
+        assert_true(cJSON_IsNumber(v) || cJSON_IsBool(v));
+        double d = cJSON_IsBool(v) ? cJSON_IsTrue(v) : v->valuedouble;
+        cJSON_Delete(o);
+        return d;
+    }
+    fail_msg("status file unreadable");
+    return 0;
+}
+
+static bool wait_num(struct charger *c, const char *key, double want, uint32_t timeout_ms)
+{
+    uint64_t end = h_now_ms() + timeout_ms;
+    do {
+        if (charging_num(c, key) == want)
+            return true;
+        usleep(20000);
+    } while (h_now_ms() < end);
+    char why[200];
+    snprintf(why, sizeof why, "%s never became %g", key, want);
+    dump(c, why);
+    return false;
+}
+
+/* Telemetry received while waiting for something else, kept for wait_obs. */
+#define STASH 256
+static struct hc_msg stash[STASH];
+static size_t n_stash;
+
+static void keep(const struct hc_msg *m)
+{
+    if (strncmp(m->topic, "devices/", 8) != 0)
+        return;
+    if (n_stash == STASH) {
+        memmove(stash, stash + 1, (STASH - 1) * sizeof stash[0]);
+        n_stash--;
+    }
+    stash[n_stash++] = *m;
+}
+
+/* Next message whose topic starts with prefix; telemetry seen meanwhile is stashed. */
+static int recv_topic(const char *prefix, struct hc_msg *m, uint32_t timeout_ms)
+{
+    uint64_t end = h_now_ms() + timeout_ms;
+    for (;;) {
+        uint64_t now = h_now_ms();
+        if (now >= end)
+            return 0;
+        int r = hc_recv(&svc, m, (uint32_t)(end - now));
+        if (r != 1)
+            return r;
+        if (strncmp(m->topic, prefix, strlen(prefix)) == 0)
+            return 1;
+        keep(m);
+    }
+}
+
+/* Calls a direct method as the portal; returns the status, body in *out (static). */
+static int call(const char *dev, const char *method, const char *body, const char **out)
+{
+    static struct hc_msg m;
+    char topic[256], prefix[256];
+    rid++;
+    snprintf(topic, sizeof topic, "$lade/svc/methods/%s/%s/?$rid=%d", dev, method, rid);
+    assert_int_equal(hc_publish_str(&svc, topic, body, 0), 0);
+    snprintf(prefix, sizeof prefix, "$lade/svc/methods-res/%s/", dev);
+    for (;;) {
+        assert_int_equal(recv_topic(prefix, &m, 10000), 1);
+        char want[32];
+        snprintf(want, sizeof want, "?$rid=%d", rid);
+        const char *q = strstr(m.topic, "/?$rid=");
+        if (q && strcmp(q + 1, want) == 0)
+            break;
+    }
+    *out = m.payload;
+    const char *st = m.topic + strlen(prefix);
+    return atoi(st);
+}
+
+static bool has(const char *body, const char *needle)
+{
+    if (strstr(body, needle))
+        return true;
+    fprintf(stderr, "no '%s' in '%s'\n", needle, body);
+    return false;
+}
+
+/* Waits for a state message from dev whose observation object has "id":value. */
+static bool wait_obs(const char *dev, const char *id, const char *value, uint32_t timeout_ms)
+{
+    char prefix[200], needle[64];
+    snprintf(prefix, sizeof prefix, "devices/%s/messages/events/", dev);
+    snprintf(needle, sizeof needle, "\"%s\":%s", id, value);
+    uint64_t end = h_now_ms() + timeout_ms;
+    for (size_t i = 0; i < n_stash; i++) {
+        char *o = strstr(stash[i].payload, "\"o\":{");
+        if (strncmp(stash[i].topic, prefix, strlen(prefix)) == 0 && o && strstr(o, needle) &&
+            !strstr(stash[i].topic, "mid")) {
+            memmove(stash, stash + i + 1, (n_stash - i - 1) * sizeof stash[0]);
+            n_stash -= i + 1;
+            return true;
+        }
+    }
+    n_stash = 0;
+    struct hc_msg m;
+    while (h_now_ms() < end) {
+        if (recv_topic(prefix, &m, (uint32_t)(end - h_now_ms()) + 1) != 1)
+            break;
+        char *o = strstr(m.payload, "\"o\":{");
+        if (o && strstr(o, needle) && !strstr(m.topic, "mid"))
+            return true;
+    }
+    fprintf(stderr, "no observation %s from %s\n", needle, dev);
+    return false;
+}
+
+static const char user_conf[] = "keepalive_s = 10\n"
+                                "link_grace_ms = 2000\n"
+                                "telemetry_interval_s = 30\n"
+                                "report_min_interval_s = 1\n"
+                                "token_ttl_s = 3600\n"
+                                "backoff_min_ms = 200\n"
+                                "backoff_max_ms = 1000\n"
+                                "connect_timeout_ms = 2000\n"
+                                "max_current_a = 32\n"
+                                "offline_current_a = 6\n"
+                                "offline_phases = 1\n"
+                                "free_mode = 1\n"
+                                "sim_car = 3p22kw\n"
+                                "sim_soc = 10\n"
+                                "log_level = debug\n";
+
+static int setup(void **state)
+{
+    (void)state;
+    h_hub_prepare(&hub, "hub.lade.test");
+    char hosts[700];
+    snprintf(hosts, sizeof hosts, "%s/hosts", hub.dir);
+    h_write_file(hosts, "127.0.0.1 hub.lade.test\n");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "'%s/lade-factory' service --registry '%s' --name portal --hub-host %s "
+             "--out '%s/portal.conf' >/dev/null && "
+             "'%s/lade-factory' token --registry '%s' --name portal --hub-host %s --ttl 3600",
+             h_build_dir(), hub.registry, hub.host, hub.dir, h_build_dir(), hub.registry, hub.host);
+    capture(cmd, svc_token, sizeof svc_token);
+    h_hub_start(&hub, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    hc_close_all();
+    h_hub_stop(&hub);
+    return 0;
+}
+
+static void connect_service(void)
+{
+    memset(&svc, 0, sizeof svc);
+    assert_int_equal(
+        hc_connect(&svc, hub.port, hub.ca, hub.host, "svc:portal", "svc:portal", svc_token, true),
+        0);
+    assert_int_equal(hc_subscribe(&svc, "devices/+/messages/events/#", 1), 1);
+    assert_int_equal(hc_subscribe(&svc, "$lade/svc/#", 0), 0);
+}
+
+static void test_commands(void **state)
+{
+    (void)state;
+    struct charger c;
+    provision(&c, "LDE0000101", user_conf);
+    connect_service();
+    start(&c);
+    assert_true(wait_status(&c, "\"link\":\"online\"", 20000));
+    const char *id = c.id;
+    const char *b;
+
+    /* Before any setpoint the charger uses its offline current: the portal counts it so. */
+    assert_true(wait_num(&c, "offer_ma", 6000, 10000));
+    assert_int_equal(charging_num(&c, "phases"), 1);
+    assert_true(wait_obs(id, "710", "3", 10000));
+
+    /* SetCurrent: applied before the reply (the portal relies on it), 708 follows. */
+    assert_int_equal(call(id, "setCurrent", "{\"current\":16,\"phases\":3}", &b), 200);
+    assert_true(has(b, "\"status\":\"ok\"") && has(b, "\"setpoint\":16.0"));
+    /* 1 → 3 phases: the contactor opens for one step first (never switched under load). */
+    assert_true(wait_num(&c, "offer_ma", 16000, 3000));
+    assert_true(wait_obs(id, "708", "16", 10000));
+    assert_true(wait_num(&c, "phases", 3, 5000));
+    assert_true(wait_num(&c, "contactor", 1, 5000));
+
+    /* Above the fuse setting: clamped, and the reply says so. */
+    assert_int_equal(call(id, "setCurrent", "{\"currents\":[70,70,70]}", &b), 200);
+    assert_true(has(b, "\"status\":\"clamped\"") && has(b, "\"setpoint\":32.0"));
+    assert_int_equal(charging_num(&c, "offer_ma"), 32000);
+    /* Per phase: the lowest binds. */
+    assert_int_equal(call(id, "setCurrent", "{\"currents\":[20,12.5,20]}", &b), 200);
+    assert_int_equal(charging_num(&c, "offer_ma"), 12500);
+
+    /* Bad input: a clear status, nothing changes. */
+    static const char *const bad[][2] = {
+        {"setCurrent", "{\"current\":-1}"},
+        {"setCurrent", "{\"current\":\"16\"}"},
+        {"setCurrent", "{\"current\":1e300}"},
+        {"setCurrent", "{\"currents\":[1,2]}"},
+        {"setCurrent", "{}"},
+        {"setCurrent", "{\"current\":10,\"phases\":2}"},
+        {"setCurrent", "[16]"},
+        {"command", "{\"id\":999}"},
+        {"command", "{\"id\":\"506\"}"},
+        {"command", "{\"id\":506.5}"},
+        {"command", "{not json"},
+        {"command", ""},
+        {"command", "{\"id\":507}"}, /* resume while charging: invalid state */
+    };
+    double refused0 = charging_num(&c, "commands_refused");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int st = call(id, bad[i][0], bad[i][1], &b);
+        fprintf(stderr, "%s %s -> %d %s\n", bad[i][0], bad[i][1], st, b);
+        if (i == sizeof bad / sizeof bad[0] - 1) {
+            assert_int_equal(st, 409);
+            assert_true(has(b, "\"status\":\"invalid_state\""));
+        } else {
+            assert_int_equal(st, 400);
+            assert_true(has(b, "\"error\":"));
+        }
+        assert_int_equal(charging_num(&c, "offer_ma"), 12500);
+    }
+    assert_int_equal(charging_num(&c, "commands_refused"), refused0 + sizeof bad / sizeof bad[0]);
+
+    /* StopChargingFinal: mode 5, 718 = 1, no offer; idempotent. */
+    assert_int_equal(call(id, "command", "{\"id\":506}", &b), 200);
+    assert_true(has(b, "\"state\":\"finished\"") && has(b, "\"mode\":5"));
+    assert_int_equal(charging_num(&c, "offer_ma"), 0);
+    assert_true(wait_obs(id, "718", "1", 5000));
+    assert_int_equal(call(id, "command", "{\"id\":506}", &b), 200);
+    assert_int_equal(call(id, "authorize", "{}", &b), 200); /* already authorized: no change */
+    assert_int_equal(charging_num(&c, "offer_ma"), 0);
+    /* ResumeCharging: valid only now; a second one is refused. */
+    assert_int_equal(call(id, "command", "{\"id\":507}", &b), 200);
+    assert_int_equal(charging_num(&c, "offer_ma"), 12500);
+    assert_true(wait_obs(id, "718", "0", 5000));
+    assert_int_equal(call(id, "command", "{\"id\":507}", &b), 409);
+
+    /* DeauthorizeAndStop ends the session (delivered with $.mid); Authorize starts a new one. */
+    assert_int_equal(call(id, "command", "{\"id\":10001}", &b), 200);
+    assert_true(has(b, "\"state\":\"authorizing\""));
+    assert_int_equal(charging_num(&c, "offer_ma"), 0);
+    assert_int_equal(call(id, "command", "{\"id\":10001}", &b), 200); /* idempotent */
+    assert_int_equal(call(id, "command", "{\"id\":507}", &b), 409);
+    struct hc_msg m;
+    char prefix[200];
+    snprintf(prefix, sizeof prefix, "devices/%s/messages/events/", id);
+    bool got_session = false;
+    for (size_t i = 0; i < n_stash && !got_session; i++)
+        if (strstr(stash[i].topic, "%24.mid=")) {
+            m = stash[i];
+            got_session = true;
+        }
+    for (int i = 0; i < 50 && !got_session; i++) {
+        assert_int_equal(recv_topic(prefix, &m, 10000), 1);
+        got_session = strstr(m.topic, "%24.mid=") != NULL;
+    }
+    if (got_session) {
+        assert_true(has(m.payload, "\\\"EndReason\\\":\\\"deauthorized\\\""));
+        const char *mid = strstr(m.topic, "%24.mid=") + 8;
+        char sid[40];
+        snprintf(sid, sizeof sid, "%.32s", mid);
+        assert_non_null(strstr(m.payload, sid)); /* $.mid is the SessionId */
+    }
+    assert_true(got_session);
+    assert_true(wait_num(&c, "sessions_acked", 1, 5000));
+    assert_int_equal(call(id, "authorize", "{}", &b), 200);
+    assert_true(wait_num(&c, "offer_ma", 12500, 5000));
+    assert_true(wait_num(&c, "sessions_started", 2, 5000));
+
+    /* RestartCharger is supported by lade-charger; unknown methods still get 404. */
+    assert_int_equal(call(id, "reboot-now", "{}", &b), 404);
+
+    /* Settings through the twin: applied, clamped to the fuse setting, refused with a reason. */
+    char topic[200];
+    snprintf(topic, sizeof topic, "$lade/svc/twin/%s/desired/?$rid=500", id);
+    assert_int_equal(hc_publish_str(&svc, topic, "{\"maxChargeCurrent\":10}", 0), 0);
+    assert_true(wait_num(&c, "max_current_ma", 10000, 5000));
+    assert_true(wait_num(&c, "offer_ma", 10000, 5000));
+    snprintf(prefix, sizeof prefix, "$lade/svc/reported/%s/", id);
+    assert_int_equal(recv_topic(prefix, &m, 10000), 1);
+    assert_true(has(m.payload, "\"maxChargeCurrent\":10"));
+    assert_int_equal(hc_publish_str(&svc, topic, "{\"maxChargeCurrent\":50}", 0), 0);
+    assert_true(wait_num(&c, "max_current_ma", 32000, 5000)); /* the installer's 32 A binds */
+    assert_int_equal(hc_publish_str(&svc, topic,
+                                    "{\"maxChargeCurrent\":\"lots\",\"offlineChargeCurrent\":8}",
+                                    0),
+                     0);
+    assert_true(wait_num(&c, "offline_current_ma", 8000, 5000));
+    assert_true(wait_status(&c, "\"settings_error\":\"maxChargeCurrent: must be", 5000));
+    assert_int_equal(charging_num(&c, "max_current_ma"), 32000);
+
+    /* Link loss, the silent kind (a dead mobile link: no FIN, no RST): the hub is frozen with
+     * SIGSTOP. By keep-alive × 1.5 + grace (10 s × 1.5 + 2 s = 17 s after the last packet) the
+     * offer is at the offline current on its phases, and never above the last setpoint in
+     * between. */
+    assert_int_equal(call(id, "setCurrent", "{\"current\":16,\"phases\":3}", &b), 200);
+    assert_true(wait_num(&c, "offer_ma", 16000, 5000));
+    uint64_t t0 = h_now_ms(); /* the reply above was the last packet from the hub */
+    assert_int_equal(kill(hub.pid, SIGSTOP), 0);
+    double max_seen = 0;
+    bool fell_back = false;
+    while (h_now_ms() - t0 < 25000) {
+        double offer = charging_num(&c, "offer_ma");
+        if (offer > max_seen)
+            max_seen = offer;
+        /* At or below the offline current on its phase count (a 3 → 1 phase switch passes
+         * through one step with no offer and the contactor open). */
+        if (offer == 0 || (offer <= 8000 && charging_num(&c, "phases") == 1)) {
+            fell_back = true;
+            break;
+        }
+        usleep(50000);
+    }
+    uint64_t took = h_now_ms() - t0;
+    fprintf(stderr, "measured: offline current %llu ms after the hub went silent (bound 17000)\n",
+            (unsigned long long)took);
+    if (!fell_back)
+        dump(&c, "no fallback");
+    assert_int_equal(kill(hub.pid, SIGCONT), 0);
+    assert_true(fell_back);
+    assert_true(max_seen <= 16000);
+    assert_true(took <= 17000 + 500);
+    assert_true(wait_num(&c, "offer_ma", 8000, 3000));
+    assert_int_equal(charging_num(&c, "phases"), 1);
+    /* The charger also knows the link is dead now (it was sending, so TCP had not noticed). */
+    assert_true(wait_status(&c, "\"link\":\"waiting\"", 3000));
+    hc_close(&svc);
+    h_hub_stop(&hub);
+    h_hub_start(&hub, NULL);
+    assert_true(wait_status(&c, "\"link\":\"online\"", 20000));
+    /* Back online it stays at the offline current until the portal sends a setpoint. */
+    assert_int_equal(charging_num(&c, "offer_ma"), 8000);
+    connect_service();
+    assert_int_equal(call(id, "setCurrent", "{\"current\":20,\"phases\":3}", &b), 200);
+    assert_true(wait_num(&c, "offer_ma", 20000, 3000));
+
+    hc_close(&svc);
+    stop(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commands),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
