@@ -558,8 +558,8 @@ lade_err lade_outbox_put(struct lade_outbox *ob, enum lade_outbox_kind kind, con
         /* The finished record replaces its checkpoint atomically: at no instant is the session
          * in neither table, and never in both. */
         what = "close open session";
-        if ((rc = sqlite3_prepare_v2(ob->db, "DELETE FROM open_session WHERE msg_id = ?1", -1,
-                                     &st, NULL)) != SQLITE_OK)
+        if ((rc = sqlite3_prepare_v2(ob->db, "DELETE FROM open_session WHERE msg_id = ?1", -1, &st,
+                                     NULL)) != SQLITE_OK)
             goto db_fail;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
