@@ -302,20 +302,23 @@ static void call_unlink(struct hub *h, struct hub_call **pp)
 }
 
 static void method_reply(const char *caller, const char *device, int status, const char *rid,
-                         const void *payload, size_t len)
+                         bool hub_made, const void *payload, size_t len)
 {
     char topic[TOPIC_MAX];
-    snprintf(topic, sizeof topic, HUB_SVC_PREFIX "methods-res/%s/%d/?$rid=%s", device, status, rid);
+    snprintf(topic, sizeof topic, HUB_SVC_PREFIX "methods-res/%s/%d/?$rid=%s%s", device, status,
+             rid, hub_made ? "&$origin=hub" : "");
     publish(caller, topic, payload, len, 0);
 }
 
-/* A reply the hub itself gives on behalf of a device (404, 409, 429, 504). */
+/* A reply the hub itself gives on behalf of a device (404, 409, 429, 504). "$origin=hub" in
+ * the topic tells it apart from a device that answers with the same status (a charger's own
+ * 404 "unknown method" is not "device offline"). */
 static void method_fail(const char *caller, const char *device, int status, const char *rid,
                         const char *message)
 {
     char body[128];
     snprintf(body, sizeof body, "{\"message\":\"%s\"}", message);
-    method_reply(caller, device, status, rid, body, strlen(body));
+    method_reply(caller, device, status, rid, true, body, strlen(body));
 }
 
 static void device_method_res(struct hub *h, const char *id, const struct hub_topic *t,
@@ -328,7 +331,7 @@ static void device_method_res(struct hub *h, const char *id, const struct hub_to
                              (int)t->rid.n, t->rid.p);
         return;
     }
-    method_reply((*pp)->caller, id, t->status, (*pp)->rid, payload, len);
+    method_reply((*pp)->caller, id, t->status, (*pp)->rid, false, payload, len);
     call_unlink(h, pp);
 }
 

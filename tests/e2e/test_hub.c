@@ -333,14 +333,14 @@ static void test_methods(void **state)
 
     /* Offline (registered, not connected) and unknown devices: immediate 404. */
     assert_int_equal(hc_publish_str(&s, "$lade/svc/methods/dev-c/reboot/?$rid=8", "{}", 0), 0);
-    expect_msg(&s, "$lade/svc/methods-res/dev-c/404/?$rid=8", NULL);
+    expect_msg(&s, "$lade/svc/methods-res/dev-c/404/?$rid=8&$origin=hub", NULL);
     assert_int_equal(hc_publish_str(&s, "$lade/svc/methods/nobody/reboot/?$rid=9", "{}", 0), 0);
-    expect_msg(&s, "$lade/svc/methods-res/nobody/404/?$rid=9", NULL);
+    expect_msg(&s, "$lade/svc/methods-res/nobody/404/?$rid=9&$origin=hub", NULL);
 
     /* No answer: 504 after plugin_opt_method_timeout_s. */
     assert_int_equal(hc_publish_str(&s, "$lade/svc/methods/dev-b/slow/?$rid=10", "{}", 0), 0);
     expect_msg(&b, "$iothub/methods/POST/slow/?$rid=10", NULL);
-    expect_msg(&s, "$lade/svc/methods-res/dev-b/504/?$rid=10", NULL);
+    expect_msg(&s, "$lade/svc/methods-res/dev-b/504/?$rid=10&$origin=hub", NULL);
     /* A late answer goes nowhere. */
     assert_int_equal(hc_publish_str(&b, "$iothub/methods/res/200/?$rid=10", "{}", 0), 0);
     expect_nothing(&s, "$lade/");
