@@ -662,9 +662,8 @@ static void step(struct lade_charger *c)
     if ((o->events & LADE_CHG_EV_FALLBACK) && c->link == LADE_LINK_ONLINE) {
         /* Nothing from the hub for the whole deadline while we kept sending: the link is dead
          * even if TCP has not noticed (keep-alive counts from our last send). Reconnect. */
-        k->stepping = false;
         agent_drop_link(c, "nothing from the hub within the link-loss deadline");
-        k->stepping = true;
+        /* (its link-down step is skipped: this step already applied the fallback) */
     }
     if (o->events & LADE_CHG_EV_SESSION_ENDED) {
         struct lade_session_record r = o->session;
