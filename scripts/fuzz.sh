@@ -27,6 +27,7 @@ max_len_for() {
     fuzz_obs) echo 4200 ;;              # one observation message is at most 4096 bytes
     fuzz_sas_parse) echo 1024 ;;        # tokens and topics are a few hundred bytes
     fuzz_iothub_topic) echo 1024 ;;     # id (<=128) + topic; rid <= 64, method <= 128
+    fuzz_svc_topic) echo 1024 ;;        # service reply/event topics: id <= 128 + query
     fuzz_settings) echo 4096 ;;         # must pass the 1024-byte line limit
     fuzz_hosts) echo 4096 ;;            # name (<=253) + a hosts file of many lines
     fuzz_charger_messages) echo 8192 ;; # several records with JSON payloads
