@@ -26,7 +26,7 @@ check=0
 [ "${1:-}" = "--check" ] && check=1
 host=localhost
 
-for bin in "$build/lade-factory" "$build/lade-charger" "$build/lade_hub.so"; do
+for bin in "$build/lade-factory" "$build/lade-charger" "$build/lade_hub.so" "$build/lade-cmd"; do
   [ -e "$bin" ] || { echo "demo: $bin is missing; run 'make' first" >&2; exit 1; }
 done
 mkdir -p "$dir"
@@ -45,7 +45,7 @@ if [ -z "$(ls -A "$dir/chargers" 2>/dev/null)" ]; then
   "$build/lade-factory" create --registry "$dir/registry.db" --prefix LDE --count "$count" \
     --hub-host "$host" --hub-port "$port" --ca "$dir/ca.pem" --out "$dir/chargers" \
     --hosts-file "$dir/hosts" --ntp-host ntp.lade.local --fallback-dns 127.0.0.1 \
-    --firmware-hosts fw1.lade.local,fw2.lade.local,fw3.lade.local >/dev/null
+    --firmware-hosts fw1.lade.local,fw2.lade.local,fw3.lade.local --evse sim >/dev/null
 fi
 # Service identities: "portal" for the portal, "operator" for a person with MQTT tools.
 for svc in portal operator; do
@@ -55,16 +55,34 @@ for svc in portal operator; do
   fi
 done
 ids=$(ls "$dir/chargers")
+cars=(3p22kw 3p11kw 1p16a)
+n=0
 for id in $ids; do
   # Hub port may change between runs (LADE_HUB_PORT): it is a factory setting, rewrite it.
   sed -i "s/^hub_port = .*/hub_port = $port/" "$dir/chargers/$id/factory.conf"
+  # Demo dirs made before the simulator existed: give them the simulated board.
+  grep -q '^evse = ' "$dir/chargers/$id/factory.conf" ||
+    echo "evse = sim" >>"$dir/chargers/$id/factory.conf"
+  # Each charger gets a different simulated car that plugs in for 90 simulated minutes, leaves
+  # for 30, and comes back; the simulated clock runs 60x (one cycle every two real minutes).
   [ -f "$dir/chargers/$id/user.conf" ] || cat >"$dir/chargers/$id/user.conf" <<CONF
 # Installer/user settings (factory settings cannot be changed here).
 log_level = info
-telemetry_interval_s = 30
+telemetry_interval_s = 60
+report_min_interval_s = 5
 keepalive_s = 60
 token_ttl_s = 3600
+state_dir = $dir/chargers/$id/state
+max_current_a = 32
+offline_current_a = 6
+free_mode = 1
+sim_car = ${cars[$((n % 3))]}
+sim_soc = $((20 + 15 * (n % 3)))
+sim_plug_s = 5400
+sim_unplug_s = 1800
+sim_time_scale = 60
 CONF
+  n=$((n + 1))
 done
 
 cat >"$dir/hub/mosquitto.conf" <<CONF
@@ -124,17 +142,71 @@ done
 field() { sed -nE 's/.*"'"$2"'":"?([^",}]*)"?.*/\1/p' "$1"; }
 
 show() {
-  printf '%-12s %-10s %8s %9s %10s %10s\n' CHARGER LINK CONNECTS TELEMETRY BYTES_OUT BYTES_IN
+  printf '%-12s %-8s %-12s %6s %6s %6s %9s %8s %9s %9s\n' CHARGER LINK STATE OFFER_A PHASES \
+    CAR_SOC METER_WH SESSIONS BYTES_OUT BYTES_IN
   for id in $ids; do
     s="$dir/chargers/$id/status.json"
     if [ -s "$s" ]; then
-      printf '%-12s %-10s %8s %9s %10s %10s\n' "$id" "$(field "$s" link)" \
-        "$(field "$s" connects)" "$(field "$s" telemetry_sent)" "$(field "$s" bytes_out)" \
-        "$(field "$s" bytes_in)"
+      offer=$(field "$s" offer_ma)
+      printf '%-12s %-8s %-12s %6s %6s %6s %9s %8s %9s %9s\n' "$id" "$(field "$s" link)" \
+        "$(field "$s" state)" "$((${offer:-0} / 1000))" "$(field "$s" phases)" \
+        "$(field "$s" soc)%" "$(field "$s" meter_wh)" "$(field "$s" sessions_acked)" \
+        "$(field "$s" bytes_out)" "$(field "$s" bytes_in)"
     else
       printf '%-12s %s\n' "$id" "starting"
     fi
   done
+}
+
+# cmd ARGS...: lade-cmd as the operator's service identity.
+cmd() {
+  "$build/lade-cmd" --service "$dir/operator.conf" --ca "$dir/ca.pem" --port "$port" \
+    --hosts-file "$dir/hosts" "$@"
+}
+
+# wait_state ID STATE: until the charger's status shows that charging state (10 s).
+wait_state() {
+  for _ in $(seq 100); do
+    [ "$(field "$dir/chargers/$1/status.json" state)" = "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "demo: $1 did not reach '$2'" >&2
+  return 1
+}
+
+# wait_offer ID AMPS: until the charger offers that current (10 s).
+wait_offer() {
+  for _ in $(seq 100); do
+    [ "$(field "$dir/chargers/$1/status.json" offer_ma)" = "$(($2 * 1000))" ] && return 0
+    sleep 0.1
+  done
+  echo "demo: $1 does not offer $2 A" >&2
+  return 1
+}
+
+# The operator's story: every car charging at 16 A, one paused and resumed on command.
+story() {
+  local first second
+  first=$(echo "$ids" | head -1)
+  second=$(echo "$ids" | sed -n 2p)
+  [ -n "$second" ] || second=$first
+  echo "demo: portal sets 16 A on 3 phases for every charger"
+  for id in $ids; do
+    cmd call "$id" setCurrent '{"current":16,"phases":3}' >/dev/null 2>&1 || return 1
+  done
+  for id in $ids; do wait_offer "$id" 16 || return 1; done
+  show
+  echo "demo: operator pauses $second (StopChargingFinal, 506)"
+  cmd command "$second" 506 || return 1
+  wait_state "$second" finished || return 1
+  show
+  echo "demo: operator resumes $second (ResumeCharging, 507)"
+  cmd command "$second" 507 || return 1
+  wait_offer "$second" 16 || return 1
+  echo "demo: a second resume is refused, and the state stays as it was:"
+  if cmd command "$second" 507; then return 1; fi
+  wait_state "$second" charging || return 1
+  show
 }
 
 online() {
@@ -150,6 +222,9 @@ else
   echo "demo: not every charger is online yet (see $dir/logs)"
 fi
 show
+if online; then
+  story || { echo "demo: the operator's story failed" >&2; [ "$check" = 1 ] && exit 1; }
+fi
 if [ "$check" = 1 ]; then
   online
   exit $?

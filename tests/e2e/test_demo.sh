@@ -19,7 +19,13 @@ LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_BUILD=$LADE_BUILD_DIR LADE_DEMO_CHAR
 cat "$dir/out.txt"
 # Three chargers provisioned, all online, the CA where the README says, a service identity.
 [ "$(ls "$dir/chargers" | wc -l)" -eq 3 ]
-[ "$(grep -c ' online ' "$dir/out.txt")" -eq 3 ]
+[ "$(grep -c '^demo: all chargers online' "$dir/out.txt")" -eq 1 ]
+# The operator's story ran: every car charging, one paused (finished) and resumed, and the
+# second resume refused with 409 while the charger kept charging.
+grep -q '^demo: operator pauses' "$dir/out.txt"
+grep -Eq ' online +finished ' "$dir/out.txt"
+grep -q '^status 409' "$dir/out.txt"
+[ "$(sed -n '/a second resume is refused/,$p' "$dir/out.txt" | grep -c ' online  *charging  *16 ')" -eq 3 ]
 [ -s "$dir/ca.pem" ] && [ -s "$dir/portal.conf" ]
 # Factory files hold the device key: owner-only.
 for f in "$dir"/chargers/*/factory.conf; do [ "$(stat -c %a "$f")" = 600 ]; done
