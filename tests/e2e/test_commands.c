@@ -455,7 +455,7 @@ static void test_commands(void **state)
     assert_true(wait_num(&c, "offer_ma", 8000, 3000));
     assert_int_equal(charging_num(&c, "phases"), 1);
     /* The charger also knows the link is dead now (it was sending, so TCP had not noticed). */
-    assert_true(wait_status(&c, "\"link\":\"waiting\"", 3000));
+    assert_true(wait_status(&c, "\"last_reason\":\"nothing from the hub within", 3000));
     hc_close(&svc);
     h_hub_stop(&hub);
     h_hub_start(&hub, NULL);
