@@ -466,6 +466,22 @@ static void test_commands(void **state)
     assert_int_equal(call(id, "setCurrent", "{\"current\":20,\"phases\":3}", &b), 200);
     assert_true(wait_num(&c, "offer_ma", 20000, 3000));
 
+    /* A faulty car that draws 5 A more than offered is stopped after the over-draw time
+     * (10 s): fault state, no offer, the session ends "overdraw", warning bit 2 in 804. */
+    assert_int_equal(call(id, "sim", "{\"plug\":\"3p11kw\",\"overdraw\":5}", &b), 200);
+    assert_true(wait_num(&c, "offer_ma", 16000, 3000) || charging_num(&c, "offer_ma") > 0);
+    assert_true(wait_status(&c, "\"state\":\"fault\"", 15000));
+    assert_int_equal(charging_num(&c, "offer_ma"), 0);
+    assert_int_equal(charging_num(&c, "contactor"), 0);
+    assert_true(wait_obs(id, "804", "4", 5000));
+    /* Commands are refused in the fault state, and nothing changes. */
+    assert_int_equal(call(id, "command", "{\"id\":507}", &b), 409);
+    assert_int_equal(call(id, "authorize", "{}", &b), 409);
+    /* Unplugging clears the fault. */
+    assert_int_equal(call(id, "sim", "{\"unplug\":true}", &b), 200);
+    assert_true(wait_status(&c, "\"state\":\"disconnected\"", 5000));
+    assert_int_equal(call(id, "sim", "{\"plug\":\"tesla\"}", &b), 400);
+
     hc_close(&svc);
     stop(&c);
 }
