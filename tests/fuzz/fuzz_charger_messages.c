@@ -13,8 +13,12 @@
  *                   1 "$iothub/twin/PATCH/properties/desired/?$version={a}",
  *                   2 "$iothub/methods/POST/{a}/?$rid={sel}", 3 the topic is a, as is
  *   sel & 8  delivered at QoS 1
+ * The charger has the simulated board (evse = sim, a car plugged in), so the charging
+ * methods (command, setCurrent, authorize, sim) and the charging twin settings are reached too.
  * Invariants: the link stays ONLINE; every method call gets exactly one response on
- * "$iothub/methods/res/{200|404}/?$rid={rid}"; everything the charger publishes has a topic of
+ * "$iothub/methods/res/{status}/?$rid={rid}" (ping 200; charging methods 200/400/409; other
+ * methods 404); the offer never exceeds the max in force, which never exceeds the installer's
+ * fuse setting (R14); everything the charger publishes has a topic of
  * the dialect and a JSON payload (the twin GET: empty); QoS 1 deliveries are acknowledged; the
  * applied desired $version never goes back; the telemetry interval stays in 1..86400. */
 #include "../../src/charger/charger.c"
@@ -129,6 +133,22 @@ static void deliver(struct lade_charger *c, struct wire *w, const uint8_t *pkt, 
         CHECK(lade_mqtt_session_flush(&c->mqtt, lade_mono_ms()) == LADE_OK);
 }
 
+static char state_dir[64];
+
+/* The agent's files in the state directory (outbox, simulator, settings). */
+static void remove_state_dir(void)
+{
+    static const char *const names[] = {"outbox.db",        "outbox.db-wal", "outbox.db-shm",
+                                        "sim.json",         "sim.json.tmp",  "settings.json",
+                                        "settings.json.tmp"};
+    char path[128];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", state_dir, names[i]);
+        unlink(path);
+    }
+    rmdir(state_dir);
+}
+
 static char dummy_tls; /* never dereferenced: the charger only connects from its retry timer */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -142,8 +162,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(lade_loop_new(&loop) == LADE_OK);
     }
 
+    if (!state_dir[0]) {
+        snprintf(state_dir, sizeof state_dir, "/tmp/lade-fuzz-charger-XXXXXX");
+        CHECK(mkdtemp(state_dir) != NULL);
+        atexit(remove_state_dir);
+    }
     struct lade_settings set;
     lade_settings_defaults(&set);
+    snprintf(set.evse, sizeof set.evse, "sim");
+    snprintf(set.sim_car, sizeof set.sim_car, "3p11kw");
+    snprintf(set.state_dir, sizeof set.state_dir, "%s", state_dir);
+    set.max_current_a = 20;
     snprintf(set.device_id, sizeof set.device_id, "fuzz-dev");
     set.device_key_len = 32;
     snprintf(set.ca_file, sizeof set.ca_file, "/dev/null"); /* readable: passes the check */
@@ -229,6 +258,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(s.pubacks == p.qos);
         CHECK(st.desired_version >= before.desired_version);
         CHECK(st.telemetry_interval_s >= 1 && st.telemetry_interval_s <= 86400);
+        CHECK(c->ctl.cs.cfg.max_current_ma <= 20000);
+        CHECK(c->ctl.out.offer_ma <= c->ctl.cs.cfg.max_current_ma);
+        CHECK(c->ctl.sim.offer_ma == c->ctl.out.offer_ma);
 
         struct lade_iothub_msg m;
         bool method = lade_iothub_parse_topic(set.device_id, topic, (size_t)k, &m) == LADE_OK &&
@@ -236,10 +268,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (method) {
             CHECK(s.method_responses == 1 && st.methods_answered == before.methods_answered + 1);
             char want[160];
-            int status = lade_str_eq_c(m.method, "ping") ? 200 : 404;
-            CHECK(lade_iothub_method_response_topic(status, m.rid, want, sizeof want, NULL) ==
-                  LADE_OK);
-            CHECK(strcmp(want, s.last_method_topic) == 0);
+            bool charging = lade_str_eq_c(m.method, "command") ||
+                            lade_str_eq_c(m.method, "setCurrent") ||
+                            lade_str_eq_c(m.method, "authorize") || lade_str_eq_c(m.method, "sim");
+            static const int any[] = {200, 400, 409};
+            bool found = false;
+            for (size_t i = 0; i < (charging ? 3u : 1u); i++) {
+                int status = charging ? any[i] : lade_str_eq_c(m.method, "ping") ? 200 : 404;
+                CHECK(lade_iothub_method_response_topic(status, m.rid, want, sizeof want, NULL) ==
+                      LADE_OK);
+                found = found || strcmp(want, s.last_method_topic) == 0;
+            }
+            CHECK(found);
         } else {
             CHECK(s.method_responses == 0 && st.methods_answered == before.methods_answered);
         }
