@@ -604,10 +604,9 @@ static void test_open_session(void **state)
     /* Downgrade the file to schema 1 by hand; open migrates it and keeps the records. */
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE open_session; UPDATE schema_version SET version = 1",
-                                  0, 0, 0),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "DROP TABLE open_session; UPDATE schema_version SET version = 1", 0, 0, 0),
+        SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(lade_outbox_open(f->path, NULL, &f->ob), LADE_OK);
     char got[256];
