@@ -15,7 +15,8 @@
  * session), and a lost link is retried forever with jittered exponential back-off (an auth
  * refusal never faster than a tenth of the maximum). The key and the tokens are never logged.
  *
- * States (on_state reports every change; docs/lade-cmd.md has the diagram):
+ * States (on_state reports every change and every failed attempt, also one that fails without
+ * leaving WAITING, e.g. an unresolvable name; docs/lade-cmd.md has the diagram):
  *   STOPPED     not started, or lade_svc_stop
  *   WAITING     back-off timer armed before the next attempt (err/reason say why)
  *   CONNECTING  TCP + TLS handshake in progress
@@ -126,10 +127,11 @@ struct lade_svc_event {
 };
 
 struct lade_svc_callbacks {
-    /* Every state change. err/reason: why a link ended or an attempt failed (LADE_OK/"" for
-     * planned changes). LADE_ERR_CERT (hub certificate not trusted), LADE_ERR_AUTH (CONNACK 4/5:
-     * key, name or clock wrong), LADE_ERR_IO/LADE_ERR_TIMEOUT (hub unreachable),
-     * LADE_ERR_RESOLVE, LADE_ERR_TLS, LADE_ERR_CLOSED, LADE_ERR_PROTO ... */
+    /* Every state change, and every failure (then st may equal the previous state: WAITING).
+     * err/reason: why a link ended or an attempt failed (LADE_OK/"" for planned changes).
+     * LADE_ERR_CERT (hub certificate not trusted), LADE_ERR_AUTH (CONNACK 4/5: key, name or clock
+     * wrong), LADE_ERR_IO/LADE_ERR_TIMEOUT (hub unreachable), LADE_ERR_RESOLVE, LADE_ERR_TLS,
+     * LADE_ERR_CLOSED, LADE_ERR_PROTO ... */
     void (*on_state)(void *ud, enum lade_svc_state st, lade_err err, const char *reason);
     /* Telemetry, lifecycle events and reported patches, once lade_svc_subscribe_events(true). */
     void (*on_event)(void *ud, const struct lade_svc_event *ev);

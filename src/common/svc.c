@@ -446,9 +446,11 @@ static void leave(struct lade_svc *s)
 
 /* ------------------------------------------------------------------ state */
 
+/* Reports every change, and every failure even when the state stays the same (a name that does
+ * not resolve fails in WAITING without ever reaching CONNECTING). */
 static void set_state(struct lade_svc *s, enum lade_svc_state to, lade_err err, const char *why)
 {
-    if (s->state == to)
+    if (s->state == to && err == LADE_OK)
         return;
     LOG_D(MOD, "%s: %s -> %s", s->client_id, lade_svc_state_name(s->state),
           lade_svc_state_name(to));

@@ -879,6 +879,10 @@ static void test_cli(void **state)
     assert_int_equal(lade_cmd(operator_file, hub.ca, args), 5);
     expect_out(cmd_err, "cannot reach the hub");
     expect_out(cmd_err, "refused");
+    /* A name the hosts file does not know fails before any connect (and is still reported). */
+    assert_int_equal(
+        lade_cmd(operator_file, hub.ca, "--host nowhere.lade.test call " CHARGER " ping"), 5);
+    expect_out(cmd_err, "cannot resolve nowhere.lade.test");
 }
 
 int main(void)
