@@ -132,9 +132,12 @@ static void storage_failed(struct lade_charger *c, const char *what)
              reason);
 }
 
+static void memory_to_outbox(struct lade_charger *c);
+
 static void storage_ok(struct lade_charger *c)
 {
     struct ctl *k = &c->ctl;
+    memory_to_outbox(c);
     if (k->storage_fault && k->n_mem == 0) {
         LOG_I(c->log_tag, "storage works again");
         k->storage_fault = false;
@@ -149,9 +152,18 @@ static void open_outbox(struct lade_charger *c)
     lade_err err = lade_outbox_open(k->outbox_path, NULL, &k->ob);
     if (err) {
         k->ob = NULL;
+        /* The outbox logs SQLite's reason; the status file and the portal get the system's. */
+        const char *why = lade_strerror(err);
+        struct stat sb;
+        FILE *probe = NULL;
+        if (stat(k->outbox_path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            why = "is a directory";
+        else if (!(probe = fopen(k->outbox_path, "a")))
+            why = strerror(errno);
+        if (probe)
+            fclose(probe);
         char what[400];
-        snprintf(what, sizeof what, "cannot open the outbox %s (%s)", k->outbox_path,
-                 lade_strerror(err));
+        snprintf(what, sizeof what, "cannot open the outbox %s: %s", k->outbox_path, why);
         storage_failed(c, what);
         return;
     }
@@ -393,6 +405,26 @@ static void keep_in_memory(struct lade_charger *c, const char *mid, const char *
     m->len = len;
 }
 
+/* Sessions kept in memory during a storage fault go into the outbox once it works again (not
+ * those in flight: their PUBACK removes them). Durable again from then on. */
+static void memory_to_outbox(struct lade_charger *c)
+{
+    struct ctl *k = &c->ctl;
+    size_t i = 0;
+    while (k->ob && i < k->n_mem) {
+        struct ctl_mem_session *m = &k->mem[i];
+        if (m->in_flight || lade_outbox_put(k->ob, LADE_OUTBOX_SESSION, m->msg_id, m->payload,
+                                            m->len, lade_wall_s(), NULL) != LADE_OK) {
+            i++;
+            continue;
+        }
+        LOG_I(c->log_tag, "session %s moved from memory to the outbox", m->msg_id);
+        k->sessions_stored++;
+        memmove(m, m + 1, (k->n_mem - i - 1) * sizeof *m);
+        k->n_mem--;
+    }
+}
+
 /* A session ended: store it durably first (the outbox put also removes its checkpoint in the
  * same transaction), then send. */
 static void session_finished(struct lade_charger *c, const struct lade_session_record *r,
@@ -512,9 +544,10 @@ void ctl_on_puback(struct lade_charger *c, uint16_t packet_id)
         } else if (k->ob && lade_outbox_ack(k->ob, s->msg_id) != LADE_OK) {
             /* It is sent again after a restart; the portal drops the duplicate by $.mid. */
             storage_failed(c, "cannot delete an acknowledged session");
+        } else if (k->ob) {
+            storage_ok(c); /* a storage operation worked */
         }
         LOG_D(c->log_tag, "session %s acknowledged by the hub", s->msg_id);
-        storage_ok(c);
         pump(c);
         agent_write_status(c);
         return;
