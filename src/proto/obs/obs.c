@@ -255,8 +255,10 @@ static size_t put_fixed(char *out, int64_t v, unsigned decimals)
     int64_t ip = a / scale, fp = a % scale;
     int n = snprintf(out, 24, "%s%lld", v < 0 ? "-" : "", (long long)ip);
     if (fp) {
-        char frac[8];
-        snprintf(frac, sizeof frac, "%0*lld", (int)decimals, (long long)fp);
+        /* decimals is 0..3 in the table; the clamp lets the compiler see the bound. */
+        int width = decimals > 6 ? 6 : (int)decimals;
+        char frac[24];
+        snprintf(frac, sizeof frac, "%0*lld", width, (long long)fp);
         size_t fl = decimals;
         while (fl > 0 && frac[fl - 1] == '0') /* shortest form: 16.50 → 16.5 */
             fl--;
