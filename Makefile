@@ -30,6 +30,9 @@ check: deps build/asan/build.ninja
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@# The optimised build `make demo` and `make bench` use must compile too (-O2 enables
+	@# warnings, e.g. format-truncation, that the -O0 sanitizer build does not see).
+	@$(MAKE) --no-print-directory build
 	@$(MAKE) --no-print-directory format-check
 
 test: build
