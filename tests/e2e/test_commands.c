@@ -25,125 +25,13 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "harness_charger.h"
 #include "harness_hub.h"
 
 static struct h_hub hub;
 static char svc_token[1200];
 static struct hc svc;
 static int rid;
-
-struct charger {
-    char id[32];
-    char dir[600];
-    char status[700];
-    char log[700];
-    pid_t pid;
-};
-
-static void capture(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    out[strcspn(out, "\n")] = 0;
-    assert_int_equal(pclose(p), 0);
-}
-
-static void provision(struct charger *c, const char *id, const char *user_conf)
-{
-    snprintf(c->id, sizeof c->id, "%s", id);
-    assert_int_equal(h_sh("'%s/lade-factory' create --registry '%s' --id %s --hub-host %s "
-                          "--hub-port %d --ca '%s' --out '%s/chargers' --hosts-file '%s/hosts' "
-                          "--ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim >/dev/null",
-                          h_build_dir(), hub.registry, id, hub.host, hub.port, hub.ca, hub.dir,
-                          hub.dir),
-                     0);
-    snprintf(c->dir, sizeof c->dir, "%s/chargers/%s", hub.dir, id);
-    snprintf(c->status, sizeof c->status, "%s/status.json", c->dir);
-    snprintf(c->log, sizeof c->log, "%s/charger.log", c->dir);
-    char user[700], text[2048];
-    snprintf(user, sizeof user, "%s/user.conf", c->dir);
-    snprintf(text, sizeof text, "%sstate_dir = %s/state\n", user_conf, c->dir);
-    h_write_file(user, text);
-}
-
-static void start(struct charger *c)
-{
-    char bin[600], factory[700], user[700];
-    snprintf(bin, sizeof bin, "%s/lade-charger", h_build_dir());
-    snprintf(factory, sizeof factory, "%s/factory.conf", c->dir);
-    snprintf(user, sizeof user, "%s/user.conf", c->dir);
-    unlink(c->status);
-    const char *argv[] = {bin, "--factory", factory, "--user", user, "--status", c->status, NULL};
-    c->pid = h_spawn(argv, NULL, c->log);
-}
-
-static void stop(struct charger *c)
-{
-    int ws = h_stop(c->pid, SIGTERM, 5000);
-    assert_true(WIFEXITED(ws));
-    assert_int_equal(WEXITSTATUS(ws), 0); /* clean exit, no sanitizer report */
-    c->pid = 0;
-}
-
-static void dump(struct charger *c, const char *why)
-{
-    char *s = h_read_file(c->status);
-    char *l = h_read_file(c->log);
-    fprintf(stderr, "%s: %s\nstatus %s\nlog (tail):\n%s\n", c->id, why, s ? s : "(none)",
-            l ? (strlen(l) > 6000 ? l + strlen(l) - 6000 : l) : "");
-    free(s);
-    free(l);
-}
-
-static bool wait_status(struct charger *c, const char *needle, uint32_t timeout_ms)
-{
-    if (h_wait_file_contains(c->status, needle, timeout_ms))
-        return true;
-    char why[200];
-    snprintf(why, sizeof why, "no '%s' in the status", needle);
-    dump(c, why);
-    return false;
-}
-
-/* A number from the status file's "charging" object (or the top level). */
-static double charging_num(struct charger *c, const char *key)
-{
-    for (int tries = 0; tries < 50; tries++) {
-        char *s = h_read_file(c->status);
-        cJSON *o = s ? cJSON_Parse(s) : NULL;
-        free(s);
-        if (!o) { /* being replaced: the rename is atomic, a missing file is not */
-            usleep(20000);
-            continue;
-        }
-        const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "charging");
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch ? ch : o, key);
-        if (!v)
-            v = cJSON_GetObjectItemCaseSensitive(o, key);
-        assert_true(cJSON_IsNumber(v) || cJSON_IsBool(v));
-        double d = cJSON_IsBool(v) ? cJSON_IsTrue(v) : v->valuedouble;
-        cJSON_Delete(o);
-        return d;
-    }
-    fail_msg("status file unreadable");
-    return 0;
-}
-
-static bool wait_num(struct charger *c, const char *key, double want, uint32_t timeout_ms)
-{
-    uint64_t end = h_now_ms() + timeout_ms;
-    do {
-        if (charging_num(c, key) == want)
-            return true;
-        usleep(20000);
-    } while (h_now_ms() < end);
-    char why[200];
-    snprintf(why, sizeof why, "%s never became %g", key, want);
-    dump(c, why);
-    return false;
-}
 
 /* Telemetry received while waiting for something else, kept for wait_obs. */
 #define STASH 256
@@ -260,13 +148,7 @@ static int setup(void **state)
     char hosts[700];
     snprintf(hosts, sizeof hosts, "%s/hosts", hub.dir);
     h_write_file(hosts, "127.0.0.1 hub.lade.test\n");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "'%s/lade-factory' service --registry '%s' --name portal --hub-host %s "
-             "--out '%s/portal.conf' >/dev/null && "
-             "'%s/lade-factory' token --registry '%s' --name portal --hub-host %s --ttl 3600",
-             h_build_dir(), hub.registry, hub.host, hub.dir, h_build_dir(), hub.registry, hub.host);
-    capture(cmd, svc_token, sizeof svc_token);
+    h_service_token(&hub, "portal", svc_token, sizeof svc_token);
     h_hub_start(&hub, NULL);
     return 0;
 }
@@ -292,35 +174,35 @@ static void connect_service(void)
 static void test_commands(void **state)
 {
     (void)state;
-    struct charger c;
-    provision(&c, "LDE0000101", user_conf);
+    struct h_charger c;
+    h_charger_provision(&c, &hub, "LDE0000101", "--evse sim", user_conf);
     connect_service();
-    start(&c);
-    assert_true(wait_status(&c, "\"link\":\"online\"", 20000));
+    h_charger_start(&c);
+    assert_true(h_charger_wait_status(&c, "\"link\":\"online\"", 20000));
     const char *id = c.id;
     const char *b;
 
     /* Before any setpoint the charger uses its offline current: the portal counts it so. */
-    assert_true(wait_num(&c, "offer_ma", 6000, 10000));
-    assert_int_equal(charging_num(&c, "phases"), 1);
+    assert_true(h_charger_wait_num(&c, "offer_ma", 6000, 10000));
+    assert_int_equal(h_charger_num(&c, "phases"), 1);
     assert_true(wait_obs(id, "710", "3", 10000));
 
     /* SetCurrent: applied before the reply (the portal relies on it), 708 follows. */
     assert_int_equal(call(id, "setCurrent", "{\"current\":16,\"phases\":3}", &b), 200);
     assert_true(has(b, "\"status\":\"ok\"") && has(b, "\"setpoint\":16.0"));
     /* 1 → 3 phases: the contactor opens for one step first (never switched under load). */
-    assert_true(wait_num(&c, "offer_ma", 16000, 3000));
+    assert_true(h_charger_wait_num(&c, "offer_ma", 16000, 3000));
     assert_true(wait_obs(id, "708", "16", 10000));
-    assert_true(wait_num(&c, "phases", 3, 5000));
-    assert_true(wait_num(&c, "contactor", 1, 5000));
+    assert_true(h_charger_wait_num(&c, "phases", 3, 5000));
+    assert_true(h_charger_wait_num(&c, "contactor", 1, 5000));
 
     /* Above the fuse setting: clamped, and the reply says so. */
     assert_int_equal(call(id, "setCurrent", "{\"currents\":[70,70,70]}", &b), 200);
     assert_true(has(b, "\"status\":\"clamped\"") && has(b, "\"setpoint\":32.0"));
-    assert_int_equal(charging_num(&c, "offer_ma"), 32000);
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 32000);
     /* Per phase: the lowest binds. */
     assert_int_equal(call(id, "setCurrent", "{\"currents\":[20,12.5,20]}", &b), 200);
-    assert_int_equal(charging_num(&c, "offer_ma"), 12500);
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 12500);
 
     /* Bad input: a clear status, nothing changes. */
     static const char *const bad[][2] = {
@@ -338,7 +220,7 @@ static void test_commands(void **state)
         {"command", ""},
         {"command", "{\"id\":507}"}, /* resume while charging: invalid state */
     };
-    double refused0 = charging_num(&c, "commands_refused");
+    double refused0 = h_charger_num(&c, "commands_refused");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int st = call(id, bad[i][0], bad[i][1], &b);
         fprintf(stderr, "%s %s -> %d %s\n", bad[i][0], bad[i][1], st, b);
@@ -349,28 +231,28 @@ static void test_commands(void **state)
             assert_int_equal(st, 400);
             assert_true(has(b, "\"error\":"));
         }
-        assert_int_equal(charging_num(&c, "offer_ma"), 12500);
+        assert_int_equal(h_charger_num(&c, "offer_ma"), 12500);
     }
-    assert_int_equal(charging_num(&c, "commands_refused"), refused0 + sizeof bad / sizeof bad[0]);
+    assert_int_equal(h_charger_num(&c, "commands_refused"), refused0 + sizeof bad / sizeof bad[0]);
 
     /* StopChargingFinal: mode 5, 718 = 1, no offer; idempotent. */
     assert_int_equal(call(id, "command", "{\"id\":506}", &b), 200);
     assert_true(has(b, "\"state\":\"finished\"") && has(b, "\"mode\":5"));
-    assert_int_equal(charging_num(&c, "offer_ma"), 0);
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 0);
     assert_true(wait_obs(id, "718", "1", 5000));
     assert_int_equal(call(id, "command", "{\"id\":506}", &b), 200);
     assert_int_equal(call(id, "authorize", "{}", &b), 200); /* already authorized: no change */
-    assert_int_equal(charging_num(&c, "offer_ma"), 0);
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 0);
     /* ResumeCharging: valid only now; a second one is refused. */
     assert_int_equal(call(id, "command", "{\"id\":507}", &b), 200);
-    assert_int_equal(charging_num(&c, "offer_ma"), 12500);
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 12500);
     assert_true(wait_obs(id, "718", "0", 5000));
     assert_int_equal(call(id, "command", "{\"id\":507}", &b), 409);
 
     /* DeauthorizeAndStop ends the session (delivered with $.mid); Authorize starts a new one. */
     assert_int_equal(call(id, "command", "{\"id\":10001}", &b), 200);
     assert_true(has(b, "\"state\":\"authorizing\""));
-    assert_int_equal(charging_num(&c, "offer_ma"), 0);
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 0);
     assert_int_equal(call(id, "command", "{\"id\":10001}", &b), 200); /* idempotent */
     assert_int_equal(call(id, "command", "{\"id\":507}", &b), 409);
     struct hc_msg m;
@@ -394,10 +276,10 @@ static void test_commands(void **state)
         assert_non_null(strstr(m.payload, sid)); /* $.mid is the SessionId */
     }
     assert_true(got_session);
-    assert_true(wait_num(&c, "sessions_acked", 1, 5000));
+    assert_true(h_charger_wait_num(&c, "sessions_acked", 1, 5000));
     assert_int_equal(call(id, "authorize", "{}", &b), 200);
-    assert_true(wait_num(&c, "offer_ma", 12500, 5000));
-    assert_true(wait_num(&c, "sessions_started", 2, 5000));
+    assert_true(h_charger_wait_num(&c, "offer_ma", 12500, 5000));
+    assert_true(h_charger_wait_num(&c, "sessions_started", 2, 5000));
 
     /* RestartCharger is supported by lade-charger; unknown methods still get 404. */
     assert_int_equal(call(id, "reboot-now", "{}", &b), 404);
@@ -406,38 +288,39 @@ static void test_commands(void **state)
     char topic[200];
     snprintf(topic, sizeof topic, "$lade/svc/twin/%s/desired/?$rid=500", id);
     assert_int_equal(hc_publish_str(&svc, topic, "{\"maxChargeCurrent\":10}", 0), 0);
-    assert_true(wait_num(&c, "max_current_ma", 10000, 5000));
-    assert_true(wait_num(&c, "offer_ma", 10000, 5000));
+    assert_true(h_charger_wait_num(&c, "max_current_ma", 10000, 5000));
+    assert_true(h_charger_wait_num(&c, "offer_ma", 10000, 5000));
     snprintf(prefix, sizeof prefix, "$lade/svc/reported/%s/", id);
     assert_int_equal(recv_topic(prefix, &m, 10000), 1);
     assert_true(has(m.payload, "\"maxChargeCurrent\":10"));
     assert_int_equal(hc_publish_str(&svc, topic, "{\"maxChargeCurrent\":50}", 0), 0);
-    assert_true(wait_num(&c, "max_current_ma", 32000, 5000)); /* the installer's 32 A binds */
+    assert_true(
+        h_charger_wait_num(&c, "max_current_ma", 32000, 5000)); /* the installer's 32 A binds */
     assert_int_equal(hc_publish_str(&svc, topic,
                                     "{\"maxChargeCurrent\":\"lots\",\"offlineChargeCurrent\":8}",
                                     0),
                      0);
-    assert_true(wait_num(&c, "offline_current_ma", 8000, 5000));
-    assert_true(wait_status(&c, "\"settings_error\":\"maxChargeCurrent: must be", 5000));
-    assert_int_equal(charging_num(&c, "max_current_ma"), 32000);
+    assert_true(h_charger_wait_num(&c, "offline_current_ma", 8000, 5000));
+    assert_true(h_charger_wait_status(&c, "\"settings_error\":\"maxChargeCurrent: must be", 5000));
+    assert_int_equal(h_charger_num(&c, "max_current_ma"), 32000);
 
     /* Link loss, the silent kind (a dead mobile link: no FIN, no RST): the hub is frozen with
      * SIGSTOP. By keep-alive × 1.5 + grace (10 s × 1.5 + 2 s = 17 s after the last packet) the
      * offer is at the offline current on its phases, and never above the last setpoint in
      * between. */
     assert_int_equal(call(id, "setCurrent", "{\"current\":16,\"phases\":3}", &b), 200);
-    assert_true(wait_num(&c, "offer_ma", 16000, 5000));
+    assert_true(h_charger_wait_num(&c, "offer_ma", 16000, 5000));
     uint64_t t0 = h_now_ms(); /* the reply above was the last packet from the hub */
     assert_int_equal(kill(hub.pid, SIGSTOP), 0);
     double max_seen = 0;
     bool fell_back = false;
     while (h_now_ms() - t0 < 25000) {
-        double offer = charging_num(&c, "offer_ma");
+        double offer = h_charger_num(&c, "offer_ma");
         if (offer > max_seen)
             max_seen = offer;
         /* At or below the offline current on its phase count (a 3 → 1 phase switch passes
          * through one step with no offer and the contactor open). */
-        if (offer == 0 || (offer <= 8000 && charging_num(&c, "phases") == 1)) {
+        if (offer == 0 || (offer <= 8000 && h_charger_num(&c, "phases") == 1)) {
             fell_back = true;
             break;
         }
@@ -447,43 +330,44 @@ static void test_commands(void **state)
     fprintf(stderr, "measured: offline current %llu ms after the hub went silent (bound 17000)\n",
             (unsigned long long)took);
     if (!fell_back)
-        dump(&c, "no fallback");
+        h_charger_dump(&c, "no fallback");
     assert_int_equal(kill(hub.pid, SIGCONT), 0);
     assert_true(fell_back);
     assert_true(max_seen <= 16000);
     assert_true(took <= 17000 + 500);
-    assert_true(wait_num(&c, "offer_ma", 8000, 3000));
-    assert_int_equal(charging_num(&c, "phases"), 1);
+    assert_true(h_charger_wait_num(&c, "offer_ma", 8000, 3000));
+    assert_int_equal(h_charger_num(&c, "phases"), 1);
     /* The charger also knows the link is dead now (it was sending, so TCP had not noticed). */
-    assert_true(wait_status(&c, "\"last_reason\":\"nothing from the hub within", 3000));
+    assert_true(h_charger_wait_status(&c, "\"last_reason\":\"nothing from the hub within", 3000));
     hc_close(&svc);
     h_hub_stop(&hub);
     h_hub_start(&hub, NULL);
-    assert_true(wait_status(&c, "\"link\":\"online\"", 20000));
+    assert_true(h_charger_wait_status(&c, "\"link\":\"online\"", 20000));
     /* Back online it stays at the offline current until the portal sends a setpoint. */
-    assert_int_equal(charging_num(&c, "offer_ma"), 8000);
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 8000);
     connect_service();
     assert_int_equal(call(id, "setCurrent", "{\"current\":20,\"phases\":3}", &b), 200);
-    assert_true(wait_num(&c, "offer_ma", 20000, 3000));
+    assert_true(h_charger_wait_num(&c, "offer_ma", 20000, 3000));
 
     /* A faulty car that draws 5 A more than offered is stopped after the over-draw time
      * (10 s): fault state, no offer, the session ends "overdraw", warning bit 2 in 804. */
     assert_int_equal(call(id, "sim", "{\"plug\":\"3p11kw\",\"overdraw\":5}", &b), 200);
-    assert_true(wait_num(&c, "offer_ma", 16000, 3000) || charging_num(&c, "offer_ma") > 0);
-    assert_true(wait_status(&c, "\"state\":\"fault\"", 15000));
-    assert_int_equal(charging_num(&c, "offer_ma"), 0);
-    assert_int_equal(charging_num(&c, "contactor"), 0);
+    assert_true(h_charger_wait_num(&c, "offer_ma", 16000, 3000) ||
+                h_charger_num(&c, "offer_ma") > 0);
+    assert_true(h_charger_wait_status(&c, "\"state\":\"fault\"", 15000));
+    assert_int_equal(h_charger_num(&c, "offer_ma"), 0);
+    assert_int_equal(h_charger_num(&c, "contactor"), 0);
     assert_true(wait_obs(id, "804", "4", 5000));
     /* Commands are refused in the fault state, and nothing changes. */
     assert_int_equal(call(id, "command", "{\"id\":507}", &b), 409);
     assert_int_equal(call(id, "authorize", "{}", &b), 409);
     /* Unplugging clears the fault. */
     assert_int_equal(call(id, "sim", "{\"unplug\":true}", &b), 200);
-    assert_true(wait_status(&c, "\"state\":\"disconnected\"", 5000));
+    assert_true(h_charger_wait_status(&c, "\"state\":\"disconnected\"", 5000));
     assert_int_equal(call(id, "sim", "{\"plug\":\"tesla\"}", &b), 400);
 
     hc_close(&svc);
-    stop(&c);
+    h_charger_stop(&c);
 }
 
 int main(void)

@@ -70,6 +70,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "harness_charger.h"
 #include "harness_hub.h"
 #include "lade/outbox.h"
 
@@ -78,39 +79,18 @@
 #define KILL_ROUNDS   100
 #define KILL_MAX_MS   1500
 
-struct charger;
 static struct h_hub hub;
 static char svc_token[1200];
 /* The receiver (file scope: a failed assertion leaves no dangling pointer in the harness's
  * list of open connections) and the charger a test is running (killed by the test teardown). */
 static struct hc g_rx = {.fd = -1};
-static struct charger *g_running;
+static struct h_charger *g_running;
 
 /* ---- chargers ---- */
 
-struct charger {
-    char id[32];
-    char dir[600];
-    char state_dir[700];
-    char status[700];
-    char log[700];
-    char user[700];
-    pid_t pid;
-};
-
-static void capture(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    out[strcspn(out, "\n")] = 0;
-    assert_int_equal(pclose(p), 0);
-}
-
 /* Common user settings: fast reconnects, the simulator, and an offline current equal to the
  * maximum so a charger that never got a setpoint charges at full power. */
-static void write_user(struct charger *c, const char *sim)
+static void write_user(struct h_charger *c, const char *sim)
 {
     char text[2048];
     snprintf(text, sizeof text,
@@ -132,78 +112,16 @@ static void write_user(struct charger *c, const char *sim)
     h_write_file(c->user, text);
 }
 
-static void provision(struct charger *c, const char *id, const char *sim)
+static void provision(struct h_charger *c, const char *id, const char *sim)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->id, sizeof c->id, "%s", id);
-    assert_int_equal(h_sh("'%s/lade-factory' create --registry '%s' --id %s --hub-host %s "
-                          "--hub-port %d --ca '%s' --out '%s/chargers' --hosts-file '%s/hosts' "
-                          "--ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim "
-                          ">/dev/null",
-                          h_build_dir(), hub.registry, id, hub.host, hub.port, hub.ca, hub.dir,
-                          hub.dir),
-                     0);
-    snprintf(c->dir, sizeof c->dir, "%s/chargers/%s", hub.dir, id);
-    snprintf(c->state_dir, sizeof c->state_dir, "%s/state", c->dir);
-    snprintf(c->status, sizeof c->status, "%s/status.json", c->dir);
-    snprintf(c->log, sizeof c->log, "%s/charger.log", c->dir);
-    snprintf(c->user, sizeof c->user, "%s/user.conf", c->dir);
+    h_charger_provision(c, &hub, id, "--evse sim", NULL);
     write_user(c, sim);
 }
 
-static void start(struct charger *c)
+static void start(struct h_charger *c)
 {
-    char bin[600], factory[700];
-    snprintf(bin, sizeof bin, "%s/lade-charger", h_build_dir());
-    snprintf(factory, sizeof factory, "%s/factory.conf", c->dir);
-    unlink(c->status);
-    const char *argv[] = {bin,     "--factory", factory,   "--user",
-                          c->user, "--status",  c->status, NULL};
-    c->pid = h_spawn(argv, NULL, c->log);
+    h_charger_start(c);
     g_running = c;
-}
-
-static void print_log_tail(const struct charger *c)
-{
-    char *l = h_read_file(c->log);
-    char *s = h_read_file(c->status);
-    size_t n = l ? strlen(l) : 0;
-    fprintf(stderr, "%s status: %s\n%s log (tail):\n%s\n", c->id, s ? s : "(none)", c->id,
-            l ? l + (n > 6000 ? n - 6000 : 0) : "(none)");
-    free(l);
-    free(s);
-}
-
-static void expect_running(struct charger *c)
-{
-    int ws = 0;
-    if (!h_running(c->pid, &ws)) {
-        c->pid = 0;
-        print_log_tail(c);
-        fail_msg("%s exited by itself (wait status 0x%x)", c->id, ws);
-    }
-}
-
-static void kill9(struct charger *c)
-{
-    expect_running(c);
-    int ws = h_stop(c->pid, SIGKILL, 5000);
-    c->pid = 0;
-    assert_true(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
-}
-
-static void stop(struct charger *c)
-{
-    expect_running(c);
-    int ws = h_stop(c->pid, SIGTERM, 10000);
-    c->pid = 0;
-    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-        print_log_tail(c);
-        fail_msg("%s did not exit cleanly (wait status 0x%x)", c->id, ws);
-    }
-    /* No sanitizer report in any run of this charger. */
-    assert_int_equal(h_file_count(c->log, "AddressSanitizer"), 0);
-    assert_int_equal(h_file_count(c->log, "runtime error:"), 0);
 }
 
 /* ---- status file ---- */
@@ -227,7 +145,7 @@ static void jstrcpy(const cJSON *o, const char *name, char *out, size_t cap)
     snprintf(out, cap, "%s", cJSON_IsString(v) ? v->valuestring : "");
 }
 
-static bool st_read(const struct charger *c, struct st *s)
+static bool st_read(const struct h_charger *c, struct st *s)
 {
     memset(s, 0, sizeof *s);
     char *text = h_read_file(c->status);
@@ -454,10 +372,10 @@ static void pump(struct hc *s, uint32_t ms)
             if (st_read((c), &(st)) && (cond))                                                     \
                 break;                                                                             \
             if (h_now_ms() >= end_) {                                                              \
-                print_log_tail(c);                                                                 \
+                h_charger_dump(c, "check failed");                                                 \
                 fail_msg("%s: no '%s' within %u ms", (c)->id, #cond, (unsigned)(ms));              \
             }                                                                                      \
-            expect_running(c);                                                                     \
+            h_charger_expect_running(c);                                                           \
             pump((s), 50);                                                                         \
         }                                                                                          \
     } while (0)
@@ -486,7 +404,7 @@ static void idset_add(struct idset *s, const char *id)
 }
 
 /* Ids of "session <32 hex><suffix>" lines from byte offset `from` on, in log order. */
-static void log_ids(const struct charger *c, long from, const char *suffix, struct idset *out)
+static void log_ids(const struct h_charger *c, long from, const char *suffix, struct idset *out)
 {
     memset(out, 0, sizeof *out);
     char *log = h_read_file(c->log);
@@ -513,7 +431,7 @@ enum aim { AIM_NONE, AIM_LOG, AIM_RX };
 
 /* True if the log has, from *off on, a complete line logging a session start, resume or end;
  * *off moves past the complete lines read. */
-static bool log_event(const struct charger *c, long *off)
+static bool log_event(const struct h_charger *c, long *off)
 {
     FILE *f = fopen(c->log, "r");
     if (!f)
@@ -539,7 +457,7 @@ static bool log_event(const struct charger *c, long *off)
 
 /* Reads messages until the aimed-at event (a session line in c's log, or a session message
  * from c at the receiver) or max_ms; true if the event came. */
-static bool pump_aimed(struct hc *s, const struct charger *c, enum aim aim, uint32_t max_ms,
+static bool pump_aimed(struct hc *s, const struct h_charger *c, enum aim aim, uint32_t max_ms,
                        long *log_off)
 {
     uint64_t end = h_now_ms() + max_ms;
@@ -569,7 +487,7 @@ static int delivered_for(const char *dev)
 
 /* The outbox file after the charger stopped: nothing stored, and no open checkpoint other
  * than open_id (the session in progress at the stop, "" for none). */
-static void expect_outbox_empty(const struct charger *c, const char *open_id)
+static void expect_outbox_empty(const struct h_charger *c, const char *open_id)
 {
     char path[800];
     snprintf(path, sizeof path, "%s/outbox.db", c->state_dir);
@@ -604,13 +522,7 @@ static int setup(void **state)
     char hosts[700];
     snprintf(hosts, sizeof hosts, "%s/hosts", hub.dir);
     h_write_file(hosts, "# test hosts file\n127.0.0.1 hub.lade.test\n");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "'%s/lade-factory' service --registry '%s' --name portal --hub-host %s "
-             "--out '%s/portal.conf' >/dev/null && "
-             "'%s/lade-factory' token --registry '%s' --name portal --hub-host %s --ttl 3600",
-             h_build_dir(), hub.registry, hub.host, hub.dir, h_build_dir(), hub.registry, hub.host);
-    capture(cmd, svc_token, sizeof svc_token);
+    h_service_token(&hub, "portal", svc_token, sizeof svc_token);
     assert_non_null(strstr(svc_token, "skn=portal"));
     h_hub_start(&hub, NULL);
     return 0;
@@ -676,7 +588,7 @@ static void test_kill9_random_points(void **state)
                                 "sim_plug_s = 150\n"
                                 "sim_unplug_s = 1\n"
                                 "checkpoint_interval_s = 1\n";
-    struct charger c;
+    struct h_charger c;
     provision(&c, "LDE0000101", cycle);
     struct hc *s = &g_rx;
     connect_service(s);
@@ -709,7 +621,7 @@ static void test_kill9_random_points(void **state)
                 aimed_rx += aim == AIM_RX;
             }
         }
-        kill9(&c);
+        h_charger_kill9(&c);
         /* A marker in the charger's log, for reading a failure. */
         FILE *f = fopen(c.log, "a");
         if (f) {
@@ -769,7 +681,7 @@ static void test_kill9_random_points(void **state)
     pump(s, 300); /* late duplicates, if any */
     assert_true(st_read(&c, &st));
     long meter_wh = st.meter_wh;
-    stop(&c);
+    h_charger_stop(&c);
     expect_outbox_empty(&c, "");
 
     /* (a) every session that existed was delivered under exactly one $.mid == SessionId. */
@@ -842,7 +754,7 @@ static void test_hub_down_an_hour(void **state)
                                 "sim_time_scale = 360\n"
                                 "sim_plug_s = 540\n"
                                 "sim_unplug_s = 180\n";
-    struct charger c;
+    struct h_charger c;
     provision(&c, "LDE0000102", cycle);
     struct hc *s = &g_rx;
     connect_service(s);
@@ -884,7 +796,7 @@ static void test_hub_down_an_hour(void **state)
         if (got == outage.n)
             break;
         if (h_now_ms() >= end) {
-            print_log_tail(&c);
+            h_charger_dump(&c, "check failed");
             fail_msg("only %d of the %d sessions ended while the hub was down arrived", got,
                      outage.n);
         }
@@ -916,7 +828,7 @@ static void test_hub_down_an_hour(void **state)
             "meanwhile, all delivered in order %.1f s after the hub accepted the charger again\n",
             down_s, down_s * 360.0 / 60.0, outage.n, drain_s);
     hc_close(s);
-    stop(&c);
+    h_charger_stop(&c);
     /* The stop checkpointed the session in progress, if any (it resumes at the next start). */
     assert_true(st_read(&c, &st));
     expect_outbox_empty(&c, st.session);
@@ -927,7 +839,7 @@ static void test_hub_down_an_hour(void **state)
 static void test_corrupt_outbox(void **state)
 {
     (void)state;
-    struct charger c;
+    struct h_charger c;
     provision(&c, "LDE0000103",
               "sim_car = 3p22kw\nsim_soc = 20\nsim_time_scale = 360\nsim_plug_s = 540\n"
               "sim_unplug_s = 180\n");
@@ -983,7 +895,7 @@ static void test_corrupt_outbox(void **state)
     fprintf(stderr, "measured: corrupt outbox moved aside; %d sessions delivered afterwards\n",
             got);
     hc_close(s);
-    stop(&c);
+    h_charger_stop(&c);
 }
 
 /* ---- 4. unusable outbox: storage fault ---- */
@@ -991,7 +903,7 @@ static void test_corrupt_outbox(void **state)
 static void test_storage_fault(void **state)
 {
     (void)state;
-    struct charger c;
+    struct h_charger c;
     /* Plugged 3 s real, unplugged 0.5 s. */
     provision(&c, "LDE0000104",
               "sim_car = 3p22kw\nsim_soc = 20\nsim_time_scale = 300\nsim_plug_s = 900\n"
@@ -1037,7 +949,7 @@ static void test_storage_fault(void **state)
     bool still = st.storage_fault;
     int cleared = h_file_count(c.log, "storage works again");
     hc_close(s);
-    stop(&c);
+    h_charger_stop(&c);
     if (!still || cleared)
         fail_msg("storage_fault cleared (status %s, %d \"storage works again\" log lines) "
                  "although %s is still a directory",
@@ -1049,7 +961,7 @@ static void test_storage_fault(void **state)
 static void test_car_left_while_down(void **state)
 {
     (void)state;
-    struct charger c;
+    struct h_charger c;
     /* Plugged for 10 simulated hours: only the test unplugs it. 1 real s = 1 simulated min. */
     provision(&c, "LDE0000105",
               "sim_car = 3p22kw\nsim_soc = 20\nsim_time_scale = 60\nsim_plug_s = 36000\n"
@@ -1075,12 +987,12 @@ static void test_car_left_while_down(void **state)
             break;
         if (h_now_ms() >= end)
             fail_msg("the simulated meter did not reach 1 kWh");
-        expect_running(&c);
+        h_charger_expect_running(&c);
         pump(s, 50);
     }
     pump(s, 1100); /* at least one more checkpoint (every second) */
     int64_t kill_wall = (int64_t)time(NULL);
-    kill9(&c);
+    h_charger_kill9(&c);
 
     /* The car leaves while the agent is down. */
     char *t = h_read_file(sim_path);
@@ -1119,7 +1031,7 @@ static void test_car_left_while_down(void **state)
     fprintf(stderr, "measured: car left while down: session %s ended at %s (killed %s), %ld Wh\n",
             sid, r->end, kill_iso, meter_wh);
     hc_close(s);
-    stop(&c);
+    h_charger_stop(&c);
     expect_outbox_empty(&c, "");
 }
 
