@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "harness_charger.h"
 #include "harness_hub.h"
 #include "lade/clock.h"
 #include "lade/log.h"
@@ -45,16 +46,6 @@ static struct hc silent;
 static struct lade_loop *loop;
 
 /* ---------------------------------------------------------------- helpers */
-
-static void capture(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    out[strcspn(out, "\n")] = 0;
-    assert_int_equal(pclose(p), 0);
-}
 
 /* Runs the loop until *flag or the deadline. */
 static bool spin(const bool *flag, uint32_t timeout_ms)
@@ -276,7 +267,7 @@ static void connect_silent(void)
     snprintf(cmd, sizeof cmd,
              "'%s/lade-factory' token --registry '%s' --device " SILENT " --hub-host %s --ttl 3600",
              h_build_dir(), hub.registry, hub.host);
-    capture(cmd, tok, sizeof tok);
+    h_capture(cmd, tok, sizeof tok);
     snprintf(user, sizeof user, "%s/" SILENT "/?api-version=2021-04-12", hub.host);
     assert_int_equal(hc_connect(&silent, hub.port, hub.ca, hub.host, SILENT, user, tok, false), 0);
     assert_int_equal(hc_subscribe(&silent, "$iothub/methods/POST/#", 0), 0);
