@@ -594,6 +594,20 @@ db_fail:
 
 /* ---- read, attempt, ack ---- */
 
+/* The payload column into rec (malloc'd, NUL after len). */
+static lade_err copy_payload(sqlite3_stmt *st, int col, struct lade_outbox_rec *rec)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    rec->len = (size_t)sqlite3_column_bytes(st, col);
+    rec->payload = malloc(rec->len + 1);
+    if (!rec->payload)
+        return LADE_ERR_NOMEM;
+    if (rec->len)
+        memcpy(rec->payload, p, rec->len);
+    rec->payload[rec->len] = 0;
+    return LADE_OK;
+}
+
 lade_err lade_outbox_next(struct lade_outbox *ob, int64_t after_seq, struct lade_outbox_rec *rec)
 {
     sqlite3_stmt *st = NULL;
@@ -630,16 +644,8 @@ lade_err lade_outbox_next(struct lade_outbox *ob, int64_t after_seq, struct lade
     rec->created_wall_s = sqlite3_column_int64(st, 3);
     rec->attempts = (uint32_t)sqlite3_column_int64(st, 4);
     rec->last_attempt_wall_s = sqlite3_column_int64(st, 5);
-    const void *p = sqlite3_column_blob(st, 6);
-    rec->len = (size_t)sqlite3_column_bytes(st, 6);
-    rec->payload = malloc(rec->len + 1);
-    if (!rec->payload) {
-        err = LADE_ERR_NOMEM;
+    if ((err = copy_payload(st, 6, rec)) != LADE_OK)
         goto out;
-    }
-    if (rec->len)
-        memcpy(rec->payload, p, rec->len);
-    rec->payload[rec->len] = 0;
     ok_op(ob);
 out:
     sqlite3_finalize(st);
@@ -780,16 +786,8 @@ lade_err lade_outbox_session_open(struct lade_outbox *ob, struct lade_outbox_rec
     rec->kind = LADE_OUTBOX_SESSION;
     memcpy(rec->msg_id, id, LADE_OUTBOX_ID_LEN + 1);
     rec->created_wall_s = sqlite3_column_int64(st, 1);
-    const void *p = sqlite3_column_blob(st, 2);
-    rec->len = (size_t)sqlite3_column_bytes(st, 2);
-    rec->payload = malloc(rec->len + 1);
-    if (!rec->payload) {
-        err = LADE_ERR_NOMEM;
+    if ((err = copy_payload(st, 2, rec)) != LADE_OK)
         goto out;
-    }
-    if (rec->len)
-        memcpy(rec->payload, p, rec->len);
-    rec->payload[rec->len] = 0;
     ok_op(ob);
 out:
     sqlite3_finalize(st);
