@@ -688,8 +688,9 @@ day_row() {
 }
 
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-# Uncommitted changes to what is measured (the build's sources), named so a reader can judge.
-dirty=$(git status --porcelain --untracked-files=no -- src include CMakeLists.txt bench scripts/bench.sh 2>/dev/null |
+# Uncommitted changes to what is measured (the build's sources, this script; not the results
+# file it is about to replace), named so a reader can judge.
+dirty=$(git status --porcelain --untracked-files=no -- src include CMakeLists.txt bench ':!bench/RESULTS.md' scripts/bench.sh 2>/dev/null |
   awk '{printf "%s%s", sep, $2; sep=", "}')
 [ -z "$dirty" ] || dirty=" + uncommitted changes in: $dirty"
 cpu=$(lscpu 2>/dev/null | sed -nE 's/^Model name: *//p' | head -1)
