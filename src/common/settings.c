@@ -80,8 +80,10 @@ void lade_settings_defaults(struct lade_settings *s)
     snprintf(s->fallback_dns, sizeof s->fallback_dns, "8.8.8.8,1.1.1.1");
     s->log_level = LADE_LOG_INFO;
     s->keepalive_s = 240;
-    s->token_ttl_s = 3600;
-    s->telemetry_interval_s = 300;
+    /* Data budget (R12): each renewal is a reconnect (~2.4 kB with TLS resumption), each
+     * snapshot ~320 B on the wire; see bench/RESULTS.md. */
+    s->token_ttl_s = 21600;
+    s->telemetry_interval_s = 900;
     s->backoff_min_ms = 1000;
     s->backoff_max_ms = 100000;
     s->backoff_stable_s = 60;

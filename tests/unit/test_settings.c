@@ -74,7 +74,7 @@ static void test_factory_and_user(void **state)
     assert_string_equal(s.ntp_host, "ntp.lade.test");
     assert_string_equal(s.ca_file, "/tmp/ca.pem");
     assert_int_equal(s.device_key[0], 0x2b);
-    assert_int_equal(s.telemetry_interval_s, 300); /* out of range: default kept */
+    assert_int_equal(s.telemetry_interval_s, 900); /* out of range: default kept */
     assert_int_equal(g_nmsgs, 7);
     assert_non_null(strstr(g_msgs, "user.conf:2: 'hub_host' is a factory setting"));
     assert_non_null(strstr(g_msgs, "user.conf:6: 'telemetry_interval_s': out of range"));
