@@ -623,6 +623,7 @@ static void obs_flush(struct lade_charger *c)
     if (agent_telemetry_topic(c, NULL, topic, sizeof topic) != LADE_OK)
         return;
     char buf[LADE_OBS_MSG_MAX + 1];
+    uint32_t sent_before = k->obs_messages;
     bool more = true;
     for (int guard = 0; more && guard < 16; guard++) {
         size_t len = 0;
@@ -643,6 +644,8 @@ static void obs_flush(struct lade_charger *c)
     uint64_t due = lade_obs_next_due_ms(&k->obs);
     if (due != UINT64_MAX)
         agent_arm(c, &k->obs_timer, due > now ? due : now + 1);
+    if (k->obs_messages != sent_before)
+        agent_write_status(c); /* counters and wire bytes for the status file */
 }
 
 static void on_obs_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
