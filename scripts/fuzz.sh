@@ -31,6 +31,7 @@ max_len_for() {
     fuzz_settings) echo 4096 ;;         # must pass the 1024-byte line limit
     fuzz_hosts) echo 4096 ;;            # name (<=253) + a hosts file of many lines
     fuzz_charger_messages) echo 8192 ;; # several records with JSON payloads
+    fuzz_ingest) echo 4400 ;;           # property bag + one observation message
     *) echo 4096 ;;
   esac
 }

@@ -336,7 +336,16 @@ static bool session_message(const struct lade_session_record *r, bool end_estima
                      id, r->energy_wh / 1000, (unsigned)(r->energy_wh % 1000), start, end,
                      r->clock_trusted ? "true" : "false", r->peak_power_w, r->phases_used,
                      end_reason_name(r->end_reason), end_estimated ? ",\"EndEstimated\":true" : "");
-    if (n < 0 || (size_t)n >= sizeof inner)
+    if (n > LADE_OBS_STR_MAX) {
+        /* An observation string holds at most 255 bytes (docs/observations.md); the billing
+         * fields come first, the descriptive ones go if they do not fit. */
+        n = snprintf(inner, sizeof inner,
+                     "{\"SessionId\":\"%s\",\"Energy\":%" PRIu64 ".%03u,\"StartDateTime\":\"%s\","
+                     "\"EndDateTime\":\"%s\",\"ReliableClock\":%s}",
+                     id, r->energy_wh / 1000, (unsigned)(r->energy_wh % 1000), start, end,
+                     r->clock_trusted ? "true" : "false");
+    }
+    if (n < 0 || n > LADE_OBS_STR_MAX)
         return false;
     /* The inner document only holds hex, digits, ISO times and fixed words: escaping its quotes
      * is all JSON needs. */
