@@ -9,12 +9,24 @@ PKGS=(
   libmicrohttpd-dev libmnl-dev libcmocka-dev
   mosquitto mosquitto-dev mosquitto-clients libmosquitto-dev
   iproute2 procps psmisc
+  chromium
 )
+
+# The browser test (tests/web) also needs Node.js and npm. Debian's packages are nodejs and npm,
+# but a machine may already have both from another Node.js packaging whose nodejs package
+# provides npm and conflicts with Debian's npm: so each is installed only when its command is
+# missing.
+CMD_PKGS=(node:nodejs npm:npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
+  fi
+done
+for cp in "${CMD_PKGS[@]}"; do
+  if ! command -v "${cp%%:*}" >/dev/null 2>&1; then
+    missing+=("${cp#*:}")
   fi
 done
 

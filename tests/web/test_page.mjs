@@ -1,0 +1,418 @@
+#!/usr/bin/env node
+// Browser test of lade-cloud's live page (src/cloud/web, contract in docs/web.md): drives
+// Debian's headless Chromium through playwright-core against a running portal.
+//
+//   LADE_PORTAL_URL       base URL of the portal, e.g. http://127.0.0.1:8080   (required)
+//   LADE_PORTAL_USER      a user that can operate the installation              (required)
+//   LADE_PORTAL_PASSWORD  its password                                          (required)
+//   LADE_EXPECT_CHARGERS  exact number of charger rows to wait for   (optional; default: ≥ 1)
+//   LADE_WEB_TIMEOUT_MS   deadline of each wait, ms           (optional; default 60000)
+//   LADE_WEB_OUT          folder for screenshots              (optional; default: a new temp folder)
+//   LADE_CHROMIUM         browser binary                      (optional; default /usr/bin/chromium)
+//   LADE_CHROMIUM_NO_SANDBOX=1  pass --no-sandbox (always done when running as root)
+//
+// The test changes the installation's available current and restores it, pauses and resumes
+// one charging charger. Exit status: 0 all passed, 1 a check failed, 2 bad configuration.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+
+function usage(msg) {
+  console.error(`test_page: ${msg}`);
+  console.error('usage: LADE_PORTAL_URL=… LADE_PORTAL_USER=… LADE_PORTAL_PASSWORD=… node test_page.mjs');
+  process.exit(2);
+}
+
+if (!env.LADE_PORTAL_URL) usage('LADE_PORTAL_URL is not set');
+if (!env.LADE_PORTAL_USER) usage('LADE_PORTAL_USER is not set');
+if (!env.LADE_PORTAL_PASSWORD) usage('LADE_PORTAL_PASSWORD is not set');
+const expectChargers = env.LADE_EXPECT_CHARGERS ? Number(env.LADE_EXPECT_CHARGERS) : null;
+if (expectChargers !== null && !(Number.isInteger(expectChargers) && expectChargers >= 0)) {
+  usage(`LADE_EXPECT_CHARGERS must be a count, not "${env.LADE_EXPECT_CHARGERS}"`);
+}
+
+const cfg = {
+  base: env.LADE_PORTAL_URL.replace(/\/+$/, ''),
+  user: env.LADE_PORTAL_USER,
+  password: env.LADE_PORTAL_PASSWORD,
+  timeoutMs: Number(env.LADE_WEB_TIMEOUT_MS || 60000),
+  chromium: env.LADE_CHROMIUM || '/usr/bin/chromium',
+  noSandbox: env.LADE_CHROMIUM_NO_SANDBOX === '1' || (process.getuid && process.getuid() === 0),
+  outDir: env.LADE_WEB_OUT || fs.mkdtempSync(path.join(os.tmpdir(), 'lade-web-')),
+};
+fs.mkdirSync(cfg.outDir, { recursive: true });
+if (!fs.existsSync(cfg.chromium)) {
+  console.error(`test_page: no browser at ${cfg.chromium}; install it with scripts/install-deps.sh (Debian package chromium)`);
+  process.exit(2);
+}
+
+const T = (sel) => `[data-testid="${sel}"]`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it returns a truthy value; fails naming `what` and the last value seen. */
+async function waitFor(what, probe, timeoutMs = cfg.timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last && last.ok !== false) return last;
+    } catch (e) {
+      last = `error: ${e.message.split('\n')[0]}`;
+    }
+    if (Date.now() > deadline) {
+      const seen = typeof last === 'object' && last !== null ? JSON.stringify(last.seen ?? last) : String(last);
+      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what} (last seen: ${seen})`);
+    }
+    await sleep(200);
+  }
+}
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+// ------------------------------------------------------------------ browser
+
+const args = ['--disable-dev-shm-usage', '--disable-gpu'];
+if (cfg.noSandbox) args.push('--no-sandbox');
+let browser;
+try {
+  browser = await chromium.launch({ executablePath: cfg.chromium, headless: true, args, timeout: 60000 });
+} catch (e) {
+  console.error(`test_page: cannot start ${cfg.chromium}: ${e.message}`);
+  process.exit(1);
+}
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(cfg.timeoutMs);
+
+const problems = []; // uncaught page errors and CSP violations fail the current step
+const consoleLog = [];
+page.on('pageerror', (e) => problems.push(`uncaught error in the page: ${e.message}`));
+page.on('console', (m) => {
+  consoleLog.push(`[${m.type()}] ${m.text()}`);
+  if (/Content Security Policy/i.test(m.text())) problems.push(`CSP violation: ${m.text()}`);
+});
+
+let passed = 0;
+let current = '';
+
+async function fail(err) {
+  const slug = current.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase() || 'start';
+  const shot = path.join(cfg.outDir, `failure-${slug}.png`);
+  let shotNote = shot;
+  try {
+    await page.screenshot({ path: shot, fullPage: true, timeout: 15000 });
+  } catch (e) {
+    shotNote = `(no screenshot: ${e.message.split('\n')[0]})`;
+  }
+  try {
+    fs.writeFileSync(path.join(cfg.outDir, `failure-${slug}.html`), await page.content());
+    fs.writeFileSync(path.join(cfg.outDir, 'console.log'), consoleLog.join('\n') + '\n');
+  } catch {
+    /* best effort */
+  }
+  console.log(`not ok ${passed + 1} - ${current}`);
+  console.error(`FAIL: ${current}: ${err.message}`);
+  console.error(`  screenshot: ${shotNote}`);
+  console.error(`  page console: ${path.join(cfg.outDir, 'console.log')}`);
+  console.log(`web: ${passed} passed, 1 failed`);
+  await browser.close().catch(() => {});
+  process.exit(1);
+}
+
+async function step(name, fn) {
+  current = name;
+  try {
+    await fn();
+    if (problems.length) throw new Error(problems.join('; '));
+  } catch (e) {
+    await fail(e);
+  }
+  passed++;
+  console.log(`ok ${passed} - ${name}`);
+}
+
+async function visible(sel) {
+  return page.locator(sel).first().isVisible();
+}
+
+async function text(sel) {
+  return ((await page.locator(sel).first().textContent()) ?? '').trim();
+}
+
+async function submitLogin(password) {
+  await page.fill(T('login-username'), cfg.user);
+  await page.fill(T('login-password'), password);
+  await page.click(T('login-submit'));
+}
+
+const numbers = (s) => (s ? s.split(',').map(Number) : []);
+
+// ------------------------------------------------------------------ steps
+
+await step('the page loads, with its CSS and script, under a Content-Security-Policy', async () => {
+  const res = await page.goto(`${cfg.base}/`, { waitUntil: 'load', timeout: cfg.timeoutMs });
+  check(res && res.status() === 200, `GET / answered ${res ? res.status() : 'nothing'}`);
+  const h = res.headers();
+  check(/^text\/html/i.test(h['content-type'] ?? ''), `GET / has Content-Type "${h['content-type']}", not text/html`);
+  check(
+    /default-src\s+'self'/.test(h['content-security-policy'] ?? ''),
+    `GET / has no Content-Security-Policy "default-src 'self'" (got "${h['content-security-policy'] ?? ''}")`,
+  );
+  for (const [p, type] of [
+    ['/app.js', /^(text|application)\/javascript/i],
+    ['/style.css', /^text\/css/i],
+  ]) {
+    const r = await page.request.get(`${cfg.base}${p}`);
+    check(r.status() === 200, `GET ${p} answered ${r.status()}`);
+    check(type.test(r.headers()['content-type'] ?? ''), `GET ${p} has Content-Type "${r.headers()['content-type']}"`);
+  }
+  await waitFor('the login form', () => visible(T('login-form')));
+  const styled = await page.$eval('body', (b) => getComputedStyle(b).margin === '0px');
+  check(styled, 'style.css is not applied (body margin is not 0)');
+});
+
+await step('a wrong password shows an error and no data', async () => {
+  await submitLogin(`${cfg.password}-wrong`);
+  const msg = await waitFor('the login error', async () => {
+    if (!(await visible(T('login-error')))) return false;
+    const t = await text(T('login-error'));
+    return t ? { t } : false;
+  });
+  check(!(await visible(T('app'))), 'the dashboard is visible after a wrong password');
+  console.log(`   login error says: "${msg.t}"`);
+});
+
+await step('logging in through the form shows the dashboard', async () => {
+  const deadline = Date.now() + cfg.timeoutMs;
+  await submitLogin(cfg.password);
+  // A portal that rate-limits logins may answer 429 right after the wrong attempt: the page
+  // says so and re-enables the button when Retry-After has passed; log in again then.
+  for (;;) {
+    if (await visible(T('app'))) break;
+    const err = (await visible(T('login-error'))) ? await text(T('login-error')) : '';
+    if (/try again now/i.test(err) && (await page.locator(T('login-submit')).isEnabled())) {
+      await submitLogin(cfg.password);
+    } else if (err && !/too many|try again/i.test(err)) {
+      throw new Error(`login refused: "${err}"`);
+    }
+    if (Date.now() > deadline) throw new Error(`no dashboard after logging in (login message: "${err}")`);
+    await sleep(250);
+  }
+  check(!(await visible(T('login'))), 'the login form is still shown after logging in');
+});
+
+await step('the installation and its load tree are shown', async () => {
+  await waitFor('the installation name', async () => ((await text(T('installation-name'))) ? true : false));
+  await waitFor('an installation node', async () => (await page.locator(`${T('node')}[data-kind="installation"]`).count()) >= 1);
+  await waitFor('the available current', async () => {
+    const v = numbers(await page.getAttribute(T('available-current'), 'data-values'));
+    return v.length > 0 && v.every(Number.isFinite) ? true : { ok: false, seen: v };
+  });
+  console.log(`   installation: "${await text(T('installation-name'))}", ${await page.locator(T('node')).count()} node(s)`);
+});
+
+await step(`the charger rows are listed (${expectChargers ?? 'at least 1'})`, async () => {
+  const rows = page.locator(T('charger-row'));
+  await waitFor(`${expectChargers ?? '≥ 1'} charger row(s)`, async () => {
+    const n = await rows.count();
+    return (expectChargers === null ? n >= 1 : n === expectChargers) ? true : { ok: false, seen: `${n} rows` };
+  });
+  const n = await rows.count();
+  for (let i = 0; i < n; i++) {
+    const r = rows.nth(i);
+    const name = ((await r.locator(T('charger-name')).textContent()) ?? '').trim();
+    const mode = ((await r.locator(T('charger-mode')).textContent()) ?? '').trim();
+    const online = ((await r.locator(T('charger-online')).textContent()) ?? '').trim();
+    check(name, `charger row ${i + 1} has no name`);
+    check(mode, `charger row ${i + 1} (${name}) shows no mode`);
+    for (const key of ['pause', 'resume', 'stop']) {
+      const b = r.locator(T(`charger-${key}`));
+      check((await b.count()) === 1 && ((await b.textContent()) ?? '').trim(), `charger ${name} has no ${key} button with text`);
+    }
+    console.log(`   ${name}: ${online}, ${mode}`);
+  }
+});
+
+await step('every node shows a bar per phase against its limit', async () => {
+  const nodes = page.locator(T('node'));
+  const n = await nodes.count();
+  check(n >= 1, 'no node');
+  for (let i = 0; i < n; i++) {
+    const node = nodes.nth(i);
+    const name = ((await node.locator(T('node-name')).textContent()) ?? '').trim();
+    const limit = numbers(await node.getAttribute('data-limit'));
+    check(limit.length >= 1 && limit.every(Number.isFinite), `node ${name} has no limit (data-limit="${limit}")`);
+    const bars = node.locator(T('node-bar'));
+    check((await bars.count()) === limit.length, `node ${name}: ${await bars.count()} bars for ${limit.length} phases`);
+    for (let p = 0; p < limit.length; p++) {
+      const box = await bars.nth(p).boundingBox();
+      check(box && box.width > 20 && box.height > 4, `node ${name} phase ${p + 1}: bar not drawn (${JSON.stringify(box)})`);
+      if (limit[p] > 0) {
+        const mark = await node.locator(T('node-limit-mark')).nth(p).boundingBox();
+        check(mark && mark.width > 0, `node ${name} phase ${p + 1}: no limit mark`);
+      }
+    }
+  }
+  // With current flowing, some measured bar must have a width.
+  const anyLoad = await page.$$eval(`${T('node')}[data-kind="installation"] ${T('node-measured')}`, (els) =>
+    els.map((e) => e.getBoundingClientRect().width),
+  );
+  const measured = numbers(await page.getAttribute(`${T('node')}[data-kind="installation"]`, 'data-measured'));
+  if (measured.some((v) => v > 0.5)) check(anyLoad.some((w) => w > 0), `measured load ${measured} but empty bars`);
+});
+
+await step('the last-hour plot is drawn on the canvas', async () => {
+  const res = await waitFor('a drawn canvas', async () => {
+    const r = await page.$eval(T('history-plot'), (c) => {
+      const g = c.getContext('2d');
+      const d = g.getImageData(0, 0, c.width, c.height).data;
+      const css = getComputedStyle(document.documentElement);
+      const rgb = (name) => {
+        const probe = document.createElement('span');
+        probe.style.color = css.getPropertyValue(name).trim();
+        document.body.append(probe);
+        const m = getComputedStyle(probe).color.match(/\d+/g).map(Number);
+        probe.remove();
+        return m;
+      };
+      const phases = ['--l1', '--l2', '--l3'].map(rgb);
+      let painted = 0;
+      let phasePx = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 3] === 0) continue;
+        painted++;
+        if (phases.some((p) => Math.abs(p[0] - d[i]) + Math.abs(p[1] - d[i + 1]) + Math.abs(p[2] - d[i + 2]) < 40)) phasePx++;
+      }
+      return { w: c.width, h: c.height, painted, phasePx, points: Number(c.dataset.points ?? 0) };
+    });
+    const ok = r.w > 100 && r.h > 50 && r.painted > 0.005 * r.w * r.h && (r.points < 2 || r.phasePx > 50);
+    return ok ? r : { ok: false, seen: r };
+  });
+  console.log(`   canvas ${res.w}×${res.h}: ${res.painted} painted px, ${res.phasePx} in phase colours, ${res.points} history points`);
+});
+
+await step('the page fits a phone screen', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await sleep(300);
+  const m = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+  await page.screenshot({ path: path.join(cfg.outDir, 'phone.png'), fullPage: true });
+  check(m.scroll <= m.inner + 1, `the page is ${m.scroll} px wide in a ${m.inner} px viewport`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+let chargerId = null;
+const row = () => page.locator(`${T('charger-row')}[data-charger-id="${chargerId}"]`);
+const rowMode = async () => ((await row().locator(T('charger-mode')).textContent()) ?? '').trim();
+const rowMsg = async () => ((await row().locator(T('charger-message')).textContent()) ?? '').trim();
+
+const noChargers = expectChargers === 0;
+let skipped = 0;
+async function stepWithChargers(name, fn) {
+  if (!noChargers) return step(name, fn);
+  skipped++;
+  console.log(`ok - ${name} # SKIP LADE_EXPECT_CHARGERS=0`);
+}
+
+await stepWithChargers('Pause on a charging charger shows Connected_Finished', async () => {
+  await waitFor('a charger in Connected_Charging', async () => {
+    chargerId = await page.getAttribute(`${T('charger-row')}[data-mode="3"]`, 'data-charger-id', { timeout: 1000 });
+    return !!chargerId;
+  });
+  const name = ((await row().locator(T('charger-name')).textContent()) ?? '').trim();
+  console.log(`   pausing ${name}`);
+  await row().locator(T('charger-pause')).click();
+  await waitFor(`${name} to show Connected_Finished`, async () => {
+    const mode = await rowMode();
+    return mode === 'Connected_Finished' ? true : { ok: false, seen: `${mode}; message: ${await rowMsg()}` };
+  });
+  check(!(await row().locator(T('charger-message')).evaluate((e) => e.classList.contains('error'))), `Pause answered: ${await rowMsg()}`);
+});
+
+await stepWithChargers('Resume shows Connected_Charging again', async () => {
+  const resume = row().locator(T('charger-resume'));
+  await waitFor('Resume to be enabled', () => resume.isEnabled());
+  check(await row().locator(T('charger-pause')).isDisabled(), 'Pause is enabled on a paused charger');
+  await resume.click();
+  await waitFor('Connected_Charging after Resume', async () => {
+    const mode = await rowMode();
+    return mode === 'Connected_Charging' ? true : { ok: false, seen: `${mode}; message: ${await rowMsg()}` };
+  });
+});
+
+const instNode = `${T('node')}[data-kind="installation"]`;
+const available = async () => numbers(await page.getAttribute(T('available-current'), 'data-values'));
+
+await step('an out-of-range available current shows the portal’s message', async () => {
+  await page.fill(T('available-input'), '100000');
+  await page.click(T('available-submit'));
+  const m = await waitFor('an error message', async () => {
+    const e = page.locator(T('available-message'));
+    if (!(await e.isVisible())) return false;
+    const isErr = await e.evaluate((x) => x.classList.contains('error'));
+    const t = ((await e.textContent()) ?? '').trim();
+    return isErr && t ? { t } : { ok: false, seen: t };
+  });
+  console.log(`   message: "${m.t}"`);
+});
+
+let original = null;
+await step('changing the available current updates the installation’s limit', async () => {
+  original = await available();
+  const limit = numbers(await page.getAttribute(instNode, 'data-limit'));
+  const base = Math.floor(Math.min(...original, ...limit));
+  const target = base - 4 >= 6 ? base - 4 : base + 4;
+  console.log(`   available ${original.join('/')} A, limit ${limit.join('/')} A → ${target} A`);
+  await page.fill(T('available-input'), String(target));
+  await page.click(T('available-submit'));
+  await waitFor(`available current ${target} A`, async () => {
+    const v = await available();
+    return v.length && v.every((x) => Math.abs(x - target) < 0.05) ? true : { ok: false, seen: v };
+  });
+  await waitFor(`installation limit ${target} A`, async () => {
+    const v = numbers(await page.getAttribute(instNode, 'data-limit'));
+    return v.length && v.every((x) => Math.abs(x - target) < 0.05) ? true : { ok: false, seen: v };
+  });
+  const shown = await text(`${instNode} ${T('node-limit')}`);
+  check(shown.includes(String(target)), `installation node shows limit "${shown}", not ${target}`);
+  await page.screenshot({ path: path.join(cfg.outDir, 'page.png'), fullPage: true });
+});
+
+await step('the available current is restored', async () => {
+  if (original.every((x) => x === original[0])) {
+    await page.fill(T('available-input'), String(original[0]));
+    await page.click(T('available-submit'));
+  } else {
+    // Different per phase: the page sets one value for all, so restore through the API.
+    const token = await page.evaluate(() => sessionStorage.getItem('lade.token'));
+    const id = await page.getAttribute(instNode, 'data-node-id');
+    const body = {};
+    original.forEach((a, i) => (body[`availableCurrentPhase${i + 1}`] = a));
+    const r = await page.request.post(`${cfg.base}/api/installation/${id}/update`, {
+      headers: { Authorization: `Bearer ${token}` },
+      data: body,
+    });
+    check(r.ok(), `restoring ${original.join('/')} A answered ${r.status()} ${await r.text()}`);
+  }
+  await waitFor(`available current back at ${original.join('/')} A`, async () => {
+    const v = await available();
+    return v.length === original.length && v.every((x, i) => Math.abs(x - original[i]) < 0.05) ? true : { ok: false, seen: v };
+  });
+});
+
+await step('a rejected token (401) brings the login back', async () => {
+  await page.evaluate(() => sessionStorage.setItem('lade.token', 'not-a-valid-token'));
+  await page.reload({ waitUntil: 'load' });
+  await waitFor('the login form after a 401', () => visible(T('login-form')));
+  check(!(await visible(T('app'))), 'the dashboard is still visible after a 401');
+});
+
+await browser.close();
+console.log(`   screenshots: ${path.join(cfg.outDir, 'page.png')}, ${path.join(cfg.outDir, 'phone.png')}`);
+console.log(`web: ${passed} passed, 0 failed${skipped ? `, ${skipped} skipped` : ''}`);
