@@ -86,7 +86,7 @@ struct lade_bal_charger_config {
                                           counts on rotation[0] and rotation[1] */
     int32_t priority;                  /* higher is served first (see docs/balancer.md) */
     int32_t fallback_ma;               /* offline current: 0..max_ma; below min_ma = paused */
-    uint8_t fallback_phases;           /* 1 or 3 */
+    uint8_t fallback_phases;           /* 1 or 3 (above max_phases: max_phases) */
     uint32_t link_loss_deadline_ms;    /* keep-alive × 1.5 + grace (charging.md), 1 s..1 h */
 };
 
@@ -222,7 +222,7 @@ LADE_MUST_CHECK lade_err lade_balancer_nak(struct lade_balancer *bal, uint32_t i
 /* Seed a charger whose state is unknown (after a portal restart) with the setpoint it is known
  * to hold — from the store, or its reported allocation (observation 708). It may also be at its
  * fallback. LADE_ERR_STATE once the balancer has sent it a setpoint; LADE_ERR_INVAL for a value
- * out of 0..max_ma or phases not 1/3. */
+ * out of 0..max_ma or phases not 1/3 (above max_phases: max_phases). */
 LADE_MUST_CHECK lade_err lade_balancer_charger_assume(struct lade_balancer *bal, uint32_t idx,
                                                       int32_t current_ma, uint8_t phases);
 

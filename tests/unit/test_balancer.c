@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -682,6 +683,694 @@ static void test_unknown_start(void **state)
     lade_balancer_destroy(bal);
 }
 
+/* ---- 4. property test: a simulated world ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t below(uint32_t n)
+{
+    return n ? (uint32_t)(rnd() % n) : 0;
+}
+
+static int32_t range(int32_t lo, int32_t hi)
+{
+    return lo + (int32_t)below((uint32_t)(hi - lo + 1));
+}
+
+static bool chance(uint32_t permille)
+{
+    return below(1000) < permille;
+}
+
+#define W_CH            16
+#define W_NODES         6
+#define W_Q             2048
+#define W_NEVER         UINT64_MAX
+#define OVERDRAW_TOL_MA 2000  /* charging.md: measured may exceed the offer by 2 A ... */
+#define OVERDRAW_MS     10000 /* ... for at most 10 s */
+
+enum { MSG_DOWN = 1, MSG_ACK, MSG_NAK, MSG_TEL, MSG_NOTIFY };
+
+struct w_msg {
+    uint64_t at;
+    uint64_t order; /* FIFO tie-break */
+    uint8_t kind;
+    uint8_t ch;
+    uint8_t ph;
+    bool flag; /* NOTIFY: online; TEL: demand */
+    uint32_t seq;
+    uint32_t epoch; /* DOWN: the connection it was sent on */
+    int32_t ma;
+    int32_t meas[3];
+};
+
+/* What a charger really does (charging.md), and its car. */
+struct w_ch {
+    bool link;
+    uint32_t epoch;
+    uint64_t contact; /* its hub_last_seen */
+    uint64_t next_ka, next_tel;
+    bool tel_stuck;
+    uint64_t down_fifo, tel_fifo, notify_fifo;
+    int32_t sp_ma; /* applied setpoint, or the fallback once at_fb */
+    uint8_t sp_ph;
+    bool at_fb;
+    bool fault;
+    bool present, full;
+    uint8_t car_ph;
+    int32_t car_limit, faulty_extra;
+    bool over;
+    uint64_t over_since;
+};
+
+struct world {
+    struct lade_balancer *bal;
+    struct lade_bal_config cfg;
+    struct lade_bal_node_config nodes[W_NODES];
+    struct lade_bal_charger_config ch[W_CH];
+    uint32_t nn, nc;
+    int64_t check_limit[W_NODES][3];
+    struct w_ch w[W_CH];
+    struct w_msg q[W_Q];
+    uint32_t nq;
+    uint64_t order;
+    uint64_t now, next_step, stall_until, next_ext;
+    bool step_due;
+    uint32_t ka_ms, lat_ms;
+    /* counters */
+    uint64_t events, steps, setpoints, resends, naks, fallbacks, acks_lost, limit_changes,
+        limit_refused, stalls, faults, waiting_steps, outages;
+};
+
+static int32_t w_offer(const struct world *W, uint32_t i)
+{
+    const struct w_ch *c = &W->w[i];
+    return c->sp_ma >= W->ch[i].min_ma ? (c->sp_ma < W->ch[i].max_ma ? c->sp_ma : W->ch[i].max_ma)
+                                       : 0;
+}
+
+/* What the charger really may draw per supply phase: its applied setpoint or fallback, as an
+ * allowance (a car may plug in at any time); over-draw by a faulty car is not in it. */
+static void w_env(const struct world *W, uint32_t i, int32_t env[3])
+{
+    const struct lade_bal_charger_config *cc = &W->ch[i];
+    int32_t ma = w_offer(W, i);
+    uint8_t ph = W->w[i].sp_ph;
+    for (int p = 0; p < 3; p++)
+        env[p] = 0;
+    for (int t = 0; t < 3; t++) {
+        bool on = ph == 3 || t == 0 || (W->cfg.network == LADE_BAL_IT && t == 1);
+        if (on)
+            env[cc->rotation[t]] = ma;
+    }
+}
+
+/* What the car draws per terminal. */
+static void w_draw(const struct world *W, uint32_t i, int32_t out[3])
+{
+    const struct w_ch *c = &W->w[i];
+    int32_t offer = c->fault || !c->present || c->full ? 0 : w_offer(W, i);
+    int32_t draw = offer && c->car_limit && c->car_limit < offer ? c->car_limit : offer;
+    if (draw && c->faulty_extra)
+        draw = offer + c->faulty_extra;
+    bool it = W->cfg.network == LADE_BAL_IT;
+    for (int t = 0; t < 3; t++) {
+        bool on = c->sp_ph == 3 || t == 0 || (it && t == 1);
+        bool uses = c->car_ph == 3 || t == 0 || (t == 1 && (c->car_ph == 2 || it));
+        out[t] = on && uses ? draw : 0;
+    }
+}
+
+static bool w_demand(const struct world *W, uint32_t i)
+{
+    const struct w_ch *c = &W->w[i];
+    return c->present && !c->full && !c->fault;
+}
+
+static void w_push(struct world *W, struct w_msg m)
+{
+    if (W->nq >= W_Q)
+        fail_msg("world message queue full");
+    m.order = W->order++;
+    W->q[W->nq++] = m;
+}
+
+/* The charger's over-draw detection (charging.md) follows its offer and its car. */
+static void w_recheck_overdraw(struct world *W, uint32_t i)
+{
+    struct w_ch *c = &W->w[i];
+    int32_t d[3];
+    w_draw(W, i, d);
+    int32_t offer = w_offer(W, i);
+    bool over = !c->fault && (d[0] > offer + OVERDRAW_TOL_MA || d[1] > offer + OVERDRAW_TOL_MA ||
+                              d[2] > offer + OVERDRAW_TOL_MA);
+    if (over && !c->over)
+        c->over_since = W->now;
+    c->over = over;
+}
+
+/* Charger -> portal telemetry (an observation message): it also refreshes the charger's
+ * contact (the hub answers). */
+static void w_send_tel(struct world *W, uint32_t i)
+{
+    struct w_ch *c = &W->w[i];
+    if (!c->link || c->tel_stuck)
+        return;
+    c->contact = W->now;
+    if (chance(10))
+        return; /* lost between hub and portal */
+    struct w_msg m = {.kind = MSG_TEL, .ch = (uint8_t)i, .flag = w_demand(W, i)};
+    w_draw(W, i, m.meas);
+    uint64_t at = W->now + below(W->lat_ms + 1);
+    m.at = at > c->tel_fifo ? at : c->tel_fifo;
+    c->tel_fifo = m.at;
+    w_push(W, m);
+}
+
+static void w_link(struct world *W, uint32_t i, bool up)
+{
+    struct w_ch *c = &W->w[i];
+    if (c->link == up)
+        return;
+    c->link = up;
+    c->epoch++;
+    if (up) {
+        /* The hub takes over the client id: the old connection's end is reported at once. */
+        for (uint32_t k = 0; k < W->nq; k++)
+            if (W->q[k].kind == MSG_NOTIFY && W->q[k].ch == i && W->q[k].at > W->now)
+                W->q[k].at = W->now;
+        c->notify_fifo = W->now;
+        c->contact = W->now; /* CONNACK */
+        c->next_ka = W->now + W->ka_ms;
+        uint64_t at = W->now + below(W->lat_ms + 1);
+        w_push(W, (struct w_msg){.at = at, .kind = MSG_NOTIFY, .ch = (uint8_t)i, .flag = true});
+        c->notify_fifo = at;
+        w_send_tel(W, i);
+    } else {
+        /* The hub notices within 1.5 keep-alives. */
+        uint64_t at = W->now + below(W->ka_ms * 3 / 2 + 1);
+        at = at > c->notify_fifo ? at : c->notify_fifo;
+        w_push(W, (struct w_msg){.at = at, .kind = MSG_NOTIFY, .ch = (uint8_t)i, .flag = false});
+        c->notify_fifo = at;
+    }
+}
+
+static void w_sum_might(struct world *W, int64_t sum[W_NODES][3])
+{
+    memset(sum, 0, sizeof(int64_t) * W_NODES * 3);
+    for (uint32_t i = 0; i < W->nc; i++) {
+        int32_t m[3];
+        assert_int_equal(lade_balancer_might_draw(W->bal, i, W->now, m), LADE_OK);
+        for (int32_t n = (int32_t)W->ch[i].node; n >= 0; n = W->nodes[n].parent)
+            for (int p = 0; p < 3; p++)
+                sum[n][p] += m[p];
+    }
+}
+
+/* After every event: what each charger really may draw is within what the balancer counts
+ * (LB <= real <= M), and the real sum is within every limit. */
+static void w_check(struct world *W)
+{
+    int64_t real[W_NODES][3] = {{0}};
+    for (uint32_t i = 0; i < W->nc; i++) {
+        int32_t env[3];
+        struct lade_bal_charger_info in;
+        w_env(W, i, env);
+        assert_int_equal(lade_balancer_charger_info(W->bal, i, W->now, &in), LADE_OK);
+        for (int p = 0; p < 3; p++) {
+            if (env[p] > in.might_draw_ma[p] || env[p] < in.least_ma[p])
+                fail_msg("seed-run t=%llu charger %u phase %d: really may draw %d mA, balancer "
+                         "counts %d..%d (at_fb %d sp %d/%u link %d online %d)",
+                         (unsigned long long)W->now, i, p, (int)env[p], (int)in.least_ma[p],
+                         (int)in.might_draw_ma[p], W->w[i].at_fb, (int)W->w[i].sp_ma,
+                         (unsigned)W->w[i].sp_ph, W->w[i].link, in.online);
+        }
+        for (int32_t n = (int32_t)W->ch[i].node; n >= 0; n = W->nodes[n].parent)
+            for (int p = 0; p < 3; p++)
+                real[n][p] += env[p];
+    }
+    for (uint32_t n = 0; n < W->nn; n++)
+        for (int p = 0; p < 3; p++)
+            if (real[n][p] > W->check_limit[n][p])
+                fail_msg("t=%llu node %u phase %d: chargers really may draw %lld mA > limit %lld",
+                         (unsigned long long)W->now, n, p, (long long)real[n][p],
+                         (long long)W->check_limit[n][p]);
+}
+
+static void w_portal_step(struct world *W)
+{
+    int64_t before[W_NODES][3], after[W_NODES][3];
+    struct lade_bal_step_out out;
+    int32_t real_env[W_CH][3];
+    for (uint32_t i = 0; i < W->nc; i++)
+        w_env(W, i, real_env[i]);
+    w_sum_might(W, before);
+    assert_int_equal(lade_balancer_step(W->bal, W->now, &out), LADE_OK);
+    W->steps++;
+    W->waiting_steps += out.n_waiting ? 1 : 0;
+    assert_true(out.next_step_ms > W->now);
+    W->next_step = out.next_step_ms;
+    W->step_due = false;
+    bool seen[W_CH] = {0};
+    for (uint32_t k = 0; k < out.n_setpoints; k++) {
+        const struct lade_bal_setpoint *s = &out.setpoints[k];
+        assert_true(s->charger < W->nc);
+        const struct lade_bal_charger_config *cc = &W->ch[s->charger];
+        if (!(s->current_ma == 0 || (s->current_ma >= cc->min_ma && s->current_ma <= cc->max_ma)))
+            fail_msg("setpoint %d mA for charger %u (min %d max %d)", (int)s->current_ma,
+                     s->charger, (int)cc->min_ma, (int)cc->max_ma);
+        assert_true(s->phases == 1 || s->phases == 3);
+        assert_true(s->phases <= cc->max_phases);
+        assert_false(seen[s->charger]);
+        seen[s->charger] = true;
+        struct lade_bal_charger_info in;
+        assert_int_equal(lade_balancer_charger_info(W->bal, s->charger, W->now, &in), LADE_OK);
+        assert_true(in.online);
+        W->setpoints++;
+        W->resends += s->resend;
+        struct w_ch *c = &W->w[s->charger];
+        if (!c->link) {
+            if (chance(300)) { /* the hub says at once that it cannot deliver */
+                w_push(W, (struct w_msg){.at = W->now + below(200),
+                                         .kind = MSG_NAK,
+                                         .ch = (uint8_t)s->charger,
+                                         .seq = s->seq});
+                W->naks++;
+            }
+            continue;
+        }
+        if (chance(20))
+            continue; /* lost (the method times out) */
+        uint64_t at = W->now + below(W->lat_ms + 1);
+        at = at > c->down_fifo ? at : c->down_fifo;
+        c->down_fifo = at;
+        w_push(W, (struct w_msg){.at = at,
+                                 .kind = MSG_DOWN,
+                                 .ch = (uint8_t)s->charger,
+                                 .ph = s->phases,
+                                 .seq = s->seq,
+                                 .epoch = c->epoch,
+                                 .ma = s->current_ma});
+    }
+    /* No step raises Σ might-draw on a node and phase above its limit. */
+    w_sum_might(W, after);
+    for (uint32_t n = 0; n < W->nn; n++) {
+        int32_t lim[3];
+        assert_int_equal(lade_balancer_node_limit(W->bal, n, lim), LADE_OK);
+        for (int p = 0; p < 3; p++) {
+            if (after[n][p] > before[n][p] && after[n][p] > lim[p])
+                fail_msg("t=%llu node %u phase %d: step raised might-draw %lld -> %lld above the "
+                         "limit %d",
+                         (unsigned long long)W->now, n, p, (long long)before[n][p],
+                         (long long)after[n][p], (int)lim[p]);
+            /* a lowered limit binds the real check once the accounting fits it */
+            if (after[n][p] <= lim[p])
+                W->check_limit[n][p] = lim[p];
+        }
+    }
+    /* Where the accounting is above a limit (lowered limit, over-draw, unknown states), a
+     * setpoint may not raise what its charger really may draw on that node and phase. */
+    for (uint32_t k = 0; k < out.n_setpoints; k++) {
+        const struct lade_bal_setpoint *s = &out.setpoints[k];
+        const struct lade_bal_charger_config *cc = &W->ch[s->charger];
+        int32_t ma = s->current_ma >= cc->min_ma ? s->current_ma : 0;
+        for (int t = 0; t < 3; t++) {
+            bool on = s->phases == 3 || t == 0 || (W->cfg.network == LADE_BAL_IT && t == 1);
+            int p = cc->rotation[t];
+            if (!on || ma <= real_env[s->charger][p])
+                continue;
+            for (int32_t n = (int32_t)cc->node; n >= 0; n = W->nodes[n].parent) {
+                int32_t lim[3];
+                assert_int_equal(lade_balancer_node_limit(W->bal, (uint32_t)n, lim), LADE_OK);
+                if (after[n][p] > lim[p]) {
+                    struct lade_bal_charger_info in;
+                    assert_int_equal(lade_balancer_charger_info(W->bal, s->charger, W->now, &in),
+                                     LADE_OK);
+                    print_message("DBG before %lld after %lld lim %d; M %d %d %d LB %d %d %d conf "
+                                  "%d/%u pend %d/%u known %d mfb %d resend %d online %d\n",
+                                  (long long)before[n][p], (long long)after[n][p], (int)lim[p],
+                                  in.might_draw_ma[0], in.might_draw_ma[1], in.might_draw_ma[2],
+                                  in.least_ma[0], in.least_ma[1], in.least_ma[2], in.confirmed_ma,
+                                  in.confirmed_phases, in.pending_ma, in.pending_phases, in.known,
+                                  in.maybe_fallback, s->resend, in.online);
+                    fail_msg("t=%llu charger %u: setpoint %d mA above the %d mA it really may "
+                             "draw on phase %d, while node %d is above its limit",
+                             (unsigned long long)W->now, s->charger, (int)s->current_ma,
+                             (int)real_env[s->charger][p], p, (int)n);
+                }
+            }
+        }
+    }
+    w_check(W);
+}
+
+static void w_deliver(struct world *W, struct w_msg *m)
+{
+    uint32_t i = m->ch;
+    struct w_ch *c = &W->w[i];
+    switch (m->kind) {
+    case MSG_DOWN:
+        if (!c->link || m->epoch != c->epoch)
+            return; /* the connection it was sent on is gone */
+        c->sp_ma = m->ma < W->ch[i].max_ma ? m->ma : W->ch[i].max_ma;
+        c->sp_ph = m->ph;
+        c->at_fb = false;
+        c->contact = W->now;
+        w_recheck_overdraw(W, i);
+        if (chance(50)) {
+            W->acks_lost++;
+        } else {
+            c->contact = W->now;
+            w_push(W, (struct w_msg){.at = W->now + below(W->lat_ms + 1),
+                                     .kind = MSG_ACK,
+                                     .ch = (uint8_t)i,
+                                     .seq = m->seq});
+        }
+        w_send_tel(W, i); /* the offer changed: an observation */
+        return;
+    case MSG_ACK: {
+        lade_err e = lade_balancer_ack(W->bal, i, m->seq, W->now);
+        assert_true(e == LADE_OK || e == LADE_ERR_NOT_FOUND);
+        break;
+    }
+    case MSG_NAK: {
+        lade_err e = lade_balancer_nak(W->bal, i, m->seq, W->now);
+        assert_true(e == LADE_OK || e == LADE_ERR_NOT_FOUND);
+        break;
+    }
+    case MSG_TEL:
+        assert_int_equal(lade_balancer_charger_demand(W->bal, i, m->flag, W->now), LADE_OK);
+        assert_int_equal(lade_balancer_charger_measured(W->bal, i, m->meas, W->now), LADE_OK);
+        break;
+    case MSG_NOTIFY:
+        assert_int_equal(lade_balancer_charger_online(W->bal, i, m->flag, W->now), LADE_OK);
+        break;
+    }
+    W->step_due = true;
+}
+
+static void w_external(struct world *W)
+{
+    uint32_t i = below(W->nc);
+    struct w_ch *c = &W->w[i];
+    uint32_t r = below(1000);
+    if (r < 200) { /* a car plugs in or leaves */
+        if (!c->present) {
+            c->present = true;
+            c->full = false;
+            uint32_t k = below(10);
+            c->car_ph = k < 4 ? 1 : k < 5 ? 2 : 3;
+            c->car_limit = chance(400) ? A(range(6, 32)) : 0;
+            c->faulty_extra = chance(30) ? A(range(3, 10)) : 0;
+        } else {
+            c->present = false;
+            c->fault = false; /* unplugging clears a fault */
+        }
+    } else if (r < 260) {
+        c->full = !c->full; /* finished (mode 5) / resumed */
+    } else if (r < 380) {
+        c->car_limit = chance(300) ? 0 : A(range(1, 32)); /* nearly full, or ramps up again */
+    } else if (r < 470) {
+        w_link(W, i, !c->link);
+    } else if (r < 500) {
+        c->tel_stuck = !c->tel_stuck;
+    } else if (r < 560) {
+        /* the operator changes a limit (the API refuses what the fallbacks would not fit) */
+        uint32_t n = below(W->nn);
+        int32_t lim[3];
+        int32_t base = A(range(6, 80));
+        for (int p = 0; p < 3; p++)
+            lim[p] = chance(700) ? base : A(range(0, 80));
+        struct lade_bal_config_error err;
+        lade_err e = lade_balancer_set_limit(W->bal, n, lim, &err);
+        if (e == LADE_OK) {
+            W->limit_changes++;
+            for (int p = 0; p < 3; p++)
+                if (lim[p] > W->check_limit[n][p])
+                    W->check_limit[n][p] = lim[p];
+            W->nodes[n].limit_ma[0] = lim[0];
+        } else {
+            assert_int_equal(e, LADE_ERR_CONFIG);
+            assert_int_equal(err.problem, LADE_BAL_CFG_FALLBACK_SUM);
+            W->limit_refused++;
+        }
+        W->step_due = true;
+    } else if (r < 572) {
+        /* the site loses the cloud: every link drops at once; each charger falls back at its
+         * own deadline after its own last contact */
+        for (uint32_t k = 0; k < W->nc; k++)
+            w_link(W, k, false);
+        W->outages++;
+    } else if (r < 585) {
+        for (uint32_t k = 0; k < W->nc; k++)
+            w_link(W, k, true);
+    } else if (r < 595) {
+        /* the portal's loop stalls (a time jump for the step); events still arrive with their
+         * times */
+        W->stall_until = W->now + (uint64_t)range(30, 1200) * 1000;
+        W->stalls++;
+    }
+    w_recheck_overdraw(W, i);
+    w_send_tel(W, i);
+}
+
+static uint64_t w_next_time(const struct world *W)
+{
+    uint64_t t = W->next_ext;
+    for (uint32_t k = 0; k < W->nq; k++)
+        t = W->q[k].at < t ? W->q[k].at : t;
+    for (uint32_t i = 0; i < W->nc; i++) {
+        const struct w_ch *c = &W->w[i];
+        if (c->link) {
+            t = c->next_ka < t ? c->next_ka : t;
+            if (!c->tel_stuck)
+                t = c->next_tel < t ? c->next_tel : t;
+        } else if (!c->at_fb) {
+            uint64_t fb = c->contact + W->ch[i].link_loss_deadline_ms;
+            t = fb < t ? fb : t;
+        }
+        if (c->over)
+            t = c->over_since + OVERDRAW_MS < t ? c->over_since + OVERDRAW_MS : t;
+    }
+    uint64_t step = W->stall_until > W->now ? W->stall_until : W->next_step;
+    t = step < t ? step : t;
+    return t > W->now ? t : W->now;
+}
+
+/* Everything due at W->now, one event at a time, each followed by the checks. */
+static void w_process(struct world *W)
+{
+    for (bool again = true; again;) {
+        again = false;
+        for (uint32_t i = 0; i < W->nc; i++) {
+            struct w_ch *c = &W->w[i];
+            if (!c->link && !c->at_fb && W->now >= c->contact + W->ch[i].link_loss_deadline_ms) {
+                /* charging.md: at the deadline the setpoint becomes the offline current */
+                c->at_fb = true;
+                c->sp_ma = W->ch[i].fallback_ma;
+                c->sp_ph = W->ch[i].fallback_phases < W->ch[i].max_phases ? W->ch[i].fallback_phases
+                                                                          : W->ch[i].max_phases;
+                W->fallbacks++;
+                w_recheck_overdraw(W, i);
+                W->events++;
+                w_check(W);
+                again = true;
+            }
+            if (c->link && W->now >= c->next_ka) {
+                c->contact = W->now; /* PINGRESP */
+                c->next_ka = W->now + W->ka_ms;
+            }
+            if (c->over && W->now >= c->over_since + OVERDRAW_MS) {
+                c->fault = true; /* over-draw: stopped */
+                c->over = false;
+                W->faults++;
+                W->events++;
+                w_send_tel(W, i);
+                w_check(W);
+                again = true;
+            }
+            if (c->link && !c->tel_stuck && W->now >= c->next_tel) {
+                c->next_tel = W->now + 10000 + below(10000);
+                w_send_tel(W, i);
+            }
+        }
+        for (;;) {
+            int best = -1;
+            for (uint32_t k = 0; k < W->nq; k++)
+                if (W->q[k].at <= W->now &&
+                    (best < 0 || W->q[k].at < W->q[best].at ||
+                     (W->q[k].at == W->q[best].at && W->q[k].order < W->q[best].order)))
+                    best = (int)k;
+            if (best < 0)
+                break;
+            struct w_msg m = W->q[best];
+            W->q[best] = W->q[--W->nq];
+            w_deliver(W, &m);
+            W->events++;
+            w_check(W);
+            again = true;
+        }
+        if (W->now >= W->next_ext) {
+            w_external(W);
+            W->events++;
+            w_check(W);
+            uint32_t g = below(100);
+            W->next_ext = W->now + (g < 10 ? 0 : g < 90 ? below(8000) : below(120000));
+            again = true;
+        }
+    }
+}
+
+static void w_random_tree(struct world *W)
+{
+    memset(W, 0, sizeof *W);
+    W->cfg.network = chance(500) ? LADE_BAL_IT : LADE_BAL_TN;
+    W->nn = 1 + below(W_NODES);
+    W->nc = 1 + below(W_CH);
+    for (uint32_t n = 0; n < W->nn; n++) {
+        int32_t base = n == 0 ? A(range(16, 125)) : A(range(10, 63));
+        W->nodes[n].parent = n == 0 ? -1 : (int32_t)below(n);
+        for (int p = 0; p < 3; p++)
+            W->nodes[n].limit_ma[p] = chance(800) ? base : A(range(6, 125));
+    }
+    for (uint32_t i = 0; i < W->nc; i++) {
+        struct lade_bal_charger_config *c = &W->ch[i];
+        c->node = below(W->nn);
+        c->max_ma = chance(800) ? A(range(6, 32)) : A(range(6, 63));
+        c->min_ma = chance(850) ? A(6) : A(range(6, c->max_ma / 1000));
+        c->max_phases = chance(200) ? 1 : 3;
+        uint8_t perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+        memcpy(c->rotation, perm[below(6)], 3);
+        c->priority = chance(800) ? 0 : range(-1, 2);
+        c->fallback_ma = chance(500) ? 0 : range(0, c->max_ma);
+        c->fallback_phases = chance(500) ? 1 : 3;
+        c->link_loss_deadline_ms = 20000 * 3 / 2 + (uint32_t)range(2000, 10000);
+    }
+    W->cfg.nodes = W->nodes;
+    W->cfg.n_nodes = W->nn;
+    W->cfg.chargers = W->ch;
+    W->cfg.n_chargers = W->nc;
+    struct lade_bal_params *P = &W->cfg.params;
+    lade_balancer_params_default(P);
+    P->step_ma = chance(500) ? 100 : 1000;
+    P->contact_margin_ms = 5000;
+    P->ack_timeout_ms = (uint32_t)range(1000, 8000);
+    P->increase_hold_ms = (uint32_t)range(0, 10000);
+    P->restart_hold_ms = (uint32_t)range(0, 30000);
+    P->min_increase_ma = range(0, 1000);
+    P->rotation_ms = chance(100) ? 0 : (uint32_t)range(30, 300) * 1000;
+    P->rotation_wait_ms = (uint32_t)range(10, 100) * 1000;
+    P->reclaim_delay_ms = (uint32_t)range(5, 60) * 1000;
+    P->settle_ms = (uint32_t)range(0, 10000);
+    P->periodic_ms = (uint32_t)range(1, 60) * 1000;
+    /* The installer's fallbacks must fit (the API refuses others): drop some until they do. */
+    struct lade_bal_config_error err;
+    while (lade_balancer_check_config(&W->cfg, &err) != LADE_OK) {
+        assert_int_equal(err.problem, LADE_BAL_CFG_FALLBACK_SUM);
+        W->ch[below(W->nc)].fallback_ma = 0;
+    }
+    W->ka_ms = 20000;
+    W->lat_ms = 4000; /* <= contact_margin_ms: the model's assumption */
+    W->now = 1000000;
+    assert_int_equal(lade_balancer_create(&W->cfg, W->now, &W->bal, &err), LADE_OK);
+    bool seeded = chance(700);
+    for (uint32_t n = 0; n < W->nn; n++)
+        for (int p = 0; p < 3; p++)
+            W->check_limit[n][p] = W->nodes[n].limit_ma[p];
+    for (uint32_t i = 0; i < W->nc; i++) {
+        struct w_ch *c = &W->w[i];
+        /* every charger starts at its fallback (as after a boot); the portal knows or not */
+        c->sp_ma = W->ch[i].fallback_ma;
+        c->sp_ph = W->ch[i].fallback_phases < W->ch[i].max_phases ? W->ch[i].fallback_phases
+                                                                  : W->ch[i].max_phases;
+        c->at_fb = true;
+        c->contact = W->now;
+        if (seeded)
+            assert_int_equal(lade_balancer_charger_assume(W->bal, i, c->sp_ma, c->sp_ph), LADE_OK);
+        c->next_tel = W->now + below(10000);
+        if (chance(900))
+            w_link(W, i, true);
+    }
+    W->next_step = W->now;
+    W->next_ext = W->now;
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+static void test_property_random(void **state)
+{
+    (void)state;
+    uint64_t seed = env_u64("LADE_BALANCER_SEED", 0);
+    uint64_t target = env_u64("LADE_BALANCER_EVENTS", 1200000);
+    bool replay = seed != 0;
+    if (!replay) {
+        /* A fresh seed per run (printed for replay): address-space layout and pid. */
+        seed = (uint64_t)(uintptr_t)&seed * 0x9E3779B97F4A7C15ull;
+        seed ^= (uint64_t)(uintptr_t)&test_property_random * 0xC2B2AE3D27D4EB4Full;
+        seed ^= (uint64_t)getpid() << 32;
+        seed = (seed ^ (seed >> 29)) % 1000000000ull + 1;
+    }
+    print_message("balancer property test: LADE_BALANCER_SEED=%llu LADE_BALANCER_EVENTS=%llu\n",
+                  (unsigned long long)seed, (unsigned long long)target);
+    rng_state = seed * 0x9E3779B97F4A7C15ull | 1;
+    struct world *W = calloc(1, sizeof *W);
+    assert_non_null(W);
+    uint64_t total = 0, steps = 0, sps = 0, resends = 0, naks = 0, fallbacks = 0, lost = 0,
+             limits = 0, refused = 0, stalls = 0, faults = 0, waiting = 0, trees = 0, outages = 0;
+    while (total < target) {
+        w_random_tree(W);
+        uint64_t budget = 5000 + below(30000);
+        if (budget > target - total)
+            budget = target - total;
+        while (W->events < budget) {
+            W->now = w_next_time(W);
+            w_process(W);
+            if (W->now >= W->stall_until && (W->step_due || W->now >= W->next_step))
+                w_portal_step(W);
+        }
+        total += W->events;
+        steps += W->steps;
+        sps += W->setpoints;
+        resends += W->resends;
+        naks += W->naks;
+        fallbacks += W->fallbacks;
+        lost += W->acks_lost;
+        limits += W->limit_changes;
+        refused += W->limit_refused;
+        stalls += W->stalls;
+        faults += W->faults;
+        waiting += W->waiting_steps;
+        outages += W->outages;
+        trees++;
+        lade_balancer_destroy(W->bal);
+    }
+    free(W);
+    print_message("  %llu events over %llu random installations, %llu steps, %llu setpoints "
+                  "(%llu resends), %llu replies lost, %llu refused by the hub, %llu fallbacks, "
+                  "%llu over-draw stops, %llu limit changes (+%llu refused), %llu site outages, "
+                  "%llu stalls, %llu steps with cars waiting; 0 violations\n",
+                  (unsigned long long)total, (unsigned long long)trees, (unsigned long long)steps,
+                  (unsigned long long)sps, (unsigned long long)resends, (unsigned long long)lost,
+                  (unsigned long long)naks, (unsigned long long)fallbacks,
+                  (unsigned long long)faults, (unsigned long long)limits,
+                  (unsigned long long)refused, (unsigned long long)outages,
+                  (unsigned long long)stalls, (unsigned long long)waiting);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -696,6 +1385,7 @@ int main(void)
         cmocka_unit_test(test_limit_lowered),
         cmocka_unit_test(test_offline_fallback),
         cmocka_unit_test(test_unknown_start),
+        cmocka_unit_test(test_property_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,7 +79,9 @@ static uint8_t mask_of(enum lade_bal_network net, const uint8_t rot[NPH], uint8_
 static void fallback_env(enum lade_bal_network net, const struct lade_bal_charger_config *c,
                          int32_t env[NPH])
 {
-    uint8_t m = mask_of(net, c->rotation, c->fallback_phases);
+    /* charging.md: never more phases than it is wired for */
+    uint8_t m = mask_of(net, c->rotation,
+                        c->fallback_phases < c->max_phases ? c->fallback_phases : c->max_phases);
     int32_t ma = c->fallback_ma >= c->min_ma ? c->fallback_ma : 0;
     for (int p = 0; p < NPH; p++)
         env[p] = (m >> p) & 1 ? ma : 0;
@@ -548,7 +550,9 @@ void bal_collapse_if_fallen_back(struct lade_balancer *bal, struct bal_charger *
         return;
     if (now_ms < c->contact_hi_ms + c->cfg.link_loss_deadline_ms + bal->p.contact_margin_ms)
         return;
-    struct bal_sp fb = {c->cfg.fallback_ma, c->cfg.fallback_phases};
+    struct bal_sp fb = {c->cfg.fallback_ma, c->cfg.fallback_phases < c->cfg.max_phases
+                                                ? c->cfg.fallback_phases
+                                                : c->cfg.max_phases};
     if (c->known && !c->has_sent && !c->has_older && c->conf.ma == fb.ma && c->conf.ph == fb.ph &&
         !c->meas_valid)
         return;
@@ -792,7 +796,7 @@ lade_err lade_balancer_charger_assume(struct lade_balancer *bal, uint32_t idx, i
     if (c->ever_sent)
         return LADE_ERR_STATE;
     c->known = true;
-    c->conf = (struct bal_sp){current_ma, phases};
+    c->conf = (struct bal_sp){current_ma, phases < c->cfg.max_phases ? phases : c->cfg.max_phases};
     c->has_older = false;
     return LADE_OK;
 }

@@ -551,7 +551,8 @@ lade_err lade_balancer_step(struct lade_balancer *bal, uint64_t now_ms,
         if (k != UINT32_MAX && bal->cand[k].admitted) {
             c->target = (struct bal_sp){bal->cand[k].cur_ma, bal->cand[k].ph};
         } else {
-            c->target = (struct bal_sp){0, c->known || c->has_sent ? o.ph : c->cfg.max_phases};
+            uint8_t ph = c->known || c->has_sent ? o.ph : c->cfg.max_phases;
+            c->target = (struct bal_sp){0, ph < c->cfg.max_phases ? ph : c->cfg.max_phases};
         }
         if (k == UINT32_MAX) {
             c->run = LADE_BAL_IDLE;
@@ -600,10 +601,15 @@ lade_err lade_balancer_step(struct lade_balancer *bal, uint64_t now_ms,
             c->inc_pending = false;
             if (c->has_sent) {
                 uint64_t due = c->sent_ms + bal_resend_interval_ms(bal, c);
-                if (now >= due)
-                    emit(bal, i, c->sent, true, &n_out);
-                else
+                if (now < due) {
                     NEXT(due);
+                } else {
+                    /* A resend is a new chance to be applied: the same rule as any setpoint.
+                     * If it no longer holds (a node went above its limit since), send what
+                     * does. */
+                    struct bal_sp v = allowed(bal, i, c->sent);
+                    emit(bal, i, v, same_sp(v, c->sent, c->cfg.min_ma), &n_out);
+                }
             }
             continue;
         }
