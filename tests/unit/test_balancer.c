@@ -683,8 +683,6 @@ static void test_unknown_start(void **state)
     lade_balancer_destroy(bal);
 }
 
-/* ---- 4. property test: a simulated world ---- */
-
 static uint64_t rng_state;
 
 static uint64_t rnd(void)
@@ -711,6 +709,289 @@ static bool chance(uint32_t permille)
 {
     return below(1000) < permille;
 }
+
+/* ---- 3. fairness, utilisation, rotation ---- */
+
+/* Max-min fairness, checked as its bottleneck condition on the settled setpoints: every
+ * charging charger below its cap has a resource (node, supply phase) it loads that is full
+ * (less than a step per charger left) and on which no equal-priority charger gets more than it
+ * (tolerance tol_ma). Every waiting charger would break a limit at its minimum. Returns the
+ * utilisation of the most used node phase. */
+static void assert_max_min(struct rig *r, int32_t tol_ma)
+{
+    uint32_t nc = r->cfg.n_chargers, nn = r->cfg.n_nodes;
+    int64_t used[RIG_MAX][3] = {{0}};
+    int32_t env[RIG_MAX][3];
+    for (uint32_t i = 0; i < nc; i++) {
+        struct lade_bal_charger_info in = info(r, i);
+        assert_false(in.pending);
+        for (int p = 0; p < 3; p++)
+            env[i][p] = 0;
+        int32_t ma = r->applied_ma[i];
+        for (int t = 0; t < 3; t++) {
+            bool on = r->applied_ph[i] == 3 || t == 0 || (r->cfg.network == LADE_BAL_IT && t == 1);
+            if (on && ma)
+                env[i][r->ch[i].rotation[t]] = ma;
+        }
+        for (int p = 0; p < 3; p++) {
+            int32_t fb = 0; /* the fallback stays reserved */
+            int32_t m = env[i][p] > fb ? env[i][p] : fb;
+            for (int32_t n = (int32_t)r->ch[i].node; n >= 0; n = r->nodes[n].parent)
+                used[n][p] += m;
+        }
+    }
+    for (uint32_t i = 0; i < nc; i++) {
+        struct lade_bal_charger_info in = info(r, i);
+        if (!in.demand)
+            continue;
+        int32_t cap = in.reclaim_cap_ma ? in.reclaim_cap_ma : r->ch[i].max_ma;
+        if (r->applied_ma[i] == 0) {
+            /* waiting: its minimum does not fit somewhere */
+            bool blocked = false;
+            for (int32_t n = (int32_t)r->ch[i].node; n >= 0; n = r->nodes[n].parent)
+                for (int p = 0; p < 3; p++) {
+                    int32_t lim[3];
+                    assert_int_equal(lade_balancer_node_limit(r->bal, (uint32_t)n, lim), LADE_OK);
+                    uint8_t ph = in.car_phases == 1 || r->ch[i].max_phases == 1 ? 1 : 3;
+                    bool on = ph == 3 || r->ch[i].rotation[0] == p ||
+                              (r->cfg.network == LADE_BAL_IT && r->ch[i].rotation[1] == p);
+                    if (on && used[n][p] + r->ch[i].min_ma > lim[p])
+                        blocked = true;
+                }
+            if (!blocked)
+                fail_msg("charger %u waits although its minimum fits", i);
+            continue;
+        }
+        if (r->applied_ma[i] + tol_ma >= cap)
+            continue;
+        bool bottleneck = false;
+        for (int32_t n = (int32_t)r->ch[i].node; n >= 0 && !bottleneck; n = r->nodes[n].parent)
+            for (int p = 0; p < 3 && !bottleneck; p++) {
+                if (!env[i][p])
+                    continue;
+                int32_t lim[3];
+                assert_int_equal(lade_balancer_node_limit(r->bal, (uint32_t)n, lim), LADE_OK);
+                uint32_t users = 0;
+                int32_t top = 0;
+                for (uint32_t j = 0; j < nc; j++) {
+                    bool below = false;
+                    for (int32_t m = (int32_t)r->ch[j].node; m >= 0; m = r->nodes[m].parent)
+                        below |= m == n;
+                    if (!below || !env[j][p] || r->ch[j].priority != r->ch[i].priority)
+                        continue;
+                    users++;
+                    top = env[j][p] > top ? env[j][p] : top;
+                }
+                bool full = lim[p] - used[n][p] < (int64_t)users * r->cfg.params.step_ma + tol_ma;
+                if (full && r->applied_ma[i] + tol_ma >= top)
+                    bottleneck = true;
+            }
+        if (!bottleneck)
+            fail_msg("charger %u at %d mA (cap %d) has no bottleneck where it is among the "
+                     "largest",
+                     i, (int)r->applied_ma[i], (int)cap);
+    }
+    (void)nn;
+}
+
+static int64_t rig_total(struct rig *r, int p)
+{
+    int64_t sum = 0;
+    for (uint32_t i = 0; i < r->cfg.n_chargers; i++) {
+        bool on = r->applied_ph[i] == 3 || r->ch[i].rotation[0] == p ||
+                  (r->cfg.network == LADE_BAL_IT && r->ch[i].rotation[1] == p);
+        sum += on ? r->applied_ma[i] : 0;
+    }
+    return sum;
+}
+
+/* Cars arriving one by one (each decrease, hold, increase) settle to the same max-min
+ * allocation as cars all there from the start, within min_increase_ma + a step. */
+static void test_fairness_arrivals(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.nodes[0] = node(-1, A(63), A(63), A(63));
+    r.nodes[1] = node(0, A(32), A(32), A(32));
+    r.nodes[2] = node(0, A(40), A(40), A(40));
+    for (uint32_t i = 0; i < 4; i++)
+        r.ch[i] =
+            charger(1, A(32), 3, (uint8_t)(i % 3), (uint8_t)((i + 1) % 3), (uint8_t)((i + 2) % 3));
+    for (uint32_t i = 4; i < 7; i++)
+        r.ch[i] = charger(2, A(32), 3, 0, 1, 2);
+    r.ch[7] = charger(2, A(32), 1, 0, 1, 2);
+    r.ch[8] = charger(2, A(32), 1, 0, 1, 2);
+    r.ch[9] = charger(2, A(16), 1, 2, 0, 1);
+    rig_create(&r, LADE_BAL_TN, 3, 10);
+    for (uint32_t i = 0; i < 10; i++) {
+        rig_demand(&r, i, true);
+        rig_run(&r, 120000);
+        assert_invariant(&r);
+        assert_max_min(&r, 600);
+    }
+    /* Circuit 1: 4 × 8 A. Circuit 2 L1: 3 three-phase + 2 one-phase = 5 × 8 A; L3: 3 + 1. Main
+     * L1: 32 + 40 = 72 > 63: everyone on L1 is cut to 63 / 9 = 7 A. */
+    for (uint32_t i = 0; i < 9; i++)
+        assert_true(r.applied_ma[i] >= A(6.4) && r.applied_ma[i] <= A(7.6));
+    /* Leaving one by one: the others take over what is freed. */
+    for (uint32_t i = 0; i < 9; i++) {
+        rig_demand(&r, i, false);
+        rig_run(&r, 120000);
+        assert_invariant(&r);
+        assert_max_min(&r, 600);
+    }
+    expect(&r, 9, A(16), 1);
+    rig_destroy(&r);
+}
+
+/* Random installations, all cars wanting energy: the settled allocation is max-min fair
+ * (bottleneck condition) and uses the bottleneck: when demand exceeds supply, the sum on the
+ * most loaded node phase is >= 95 % of what can be used in steps of the minimum. */
+static void test_fairness_utilisation_random(void **state)
+{
+    (void)state;
+    rng_state = 0x5EED5EED5EEDull;
+    for (int run = 0; run < 40; run++) {
+        struct rig r = {0};
+        uint32_t nn = 1 + below(3), nc = 2 + below(10);
+        for (uint32_t n = 0; n < nn; n++) {
+            int32_t l = A(range(10, 80));
+            r.nodes[n] = node(n == 0 ? -1 : (int32_t)below(n), l, l, l);
+        }
+        uint8_t perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+        for (uint32_t i = 0; i < nc; i++) {
+            uint8_t *q = perm[below(6)];
+            r.ch[i] = charger(below(nn), A(range(10, 32)), chance(300) ? 1 : 3, q[0], q[1], q[2]);
+        }
+        rig_create(&r, chance(500) ? LADE_BAL_IT : LADE_BAL_TN, nn, nc);
+        for (uint32_t i = 0; i < nc; i++)
+            rig_demand(&r, i, true);
+        rig_run(&r, 180000);
+        assert_invariant(&r);
+        assert_max_min(&r, 600);
+        /* Utilisation at the root when it binds (cars wanting more than it has). */
+        int64_t want = 0;
+        for (uint32_t i = 0; i < nc; i++)
+            want += r.ch[i].max_ma;
+        for (int p = 0; p < 3; p++) {
+            int64_t lim = r.nodes[0].limit_ma[p], got = rig_total(&r, p);
+            uint32_t users = 0;
+            for (uint32_t i = 0; i < nc; i++)
+                users += r.applied_ph[i] == 3 || r.ch[i].rotation[0] == p ||
+                         (r.cfg.network == LADE_BAL_IT && r.ch[i].rotation[1] == p);
+            /* a node phase where the root binds for everyone (one circuit, all 3-phase) */
+            if (nn == 1 && users == nc && want > lim) {
+                int64_t k = lim / A(6) < users ? lim / A(6) : users;
+                int64_t usable = k * A(32) < lim ? k * A(32) : lim;
+                if (got * 100 < usable * 95)
+                    fail_msg("run %d phase %d: %lld of %lld mA used", run, p, (long long)got,
+                             (long long)usable);
+            }
+        }
+        rig_destroy(&r);
+    }
+}
+
+/* Fixed single-bottleneck scenarios: demand above supply uses >= 95 % of it. */
+static void test_utilisation(void **state)
+{
+    (void)state;
+    static const struct {
+        int32_t limit;
+        uint32_t n;
+        int32_t car_limit; /* 0: takes all */
+        int32_t expect_min;
+    } cases[] = {
+        {A(40), 5, 0, A(40)},     /* 5 × 8 A */
+        {A(20), 5, 0, A(19)},     /* 3 fit at 6 A, they share 20 A */
+        {A(63), 4, 0, A(63)},     /* 4 × 15.7 A */
+        {A(63), 4, A(10), A(40)}, /* cars take 10 A: reclaimed, nobody else needs it */
+        {A(12), 3, 0, A(12)},     /* 2 of 3 at 6 A (rotating) */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct rig r = {0};
+        r.nodes[0] = node(-1, cases[k].limit, cases[k].limit, cases[k].limit);
+        for (uint32_t i = 0; i < cases[k].n; i++) {
+            r.ch[i] = charger(0, A(32), 3, 0, 1, 2);
+            r.car_limit_ma[i] = cases[k].car_limit;
+        }
+        rig_create(&r, LADE_BAL_TN, 1, cases[k].n);
+        for (uint32_t i = 0; i < cases[k].n; i++)
+            rig_demand(&r, i, true);
+        rig_run(&r, 300000);
+        int64_t got = rig_total(&r, 0);
+        if (got < cases[k].expect_min || got > cases[k].limit)
+            fail_msg("case %zu: %lld mA in use, expected %d..%d", k, (long long)got,
+                     (int)cases[k].expect_min, (int)cases[k].limit);
+        if (cases[k].car_limit == 0)
+            assert_max_min(&r, 600);
+        rig_destroy(&r);
+    }
+    /* The reclaimed current goes to a car that takes it: 2 cars limited to 10 A, 1 takes all
+     * of 40 A: 10 + 10 ... the third gets 40 - 2 × (10 + 2 A headroom) = 16 A. */
+    struct rig r = {0};
+    r.nodes[0] = node(-1, A(40), A(40), A(40));
+    for (uint32_t i = 0; i < 3; i++)
+        r.ch[i] = charger(0, A(32), 3, 0, 1, 2);
+    r.car_limit_ma[0] = A(10);
+    r.car_limit_ma[1] = A(10);
+    rig_create(&r, LADE_BAL_TN, 1, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        rig_demand(&r, i, true);
+    rig_run(&r, 300000);
+    expect(&r, 0, A(12), 3);
+    expect(&r, 1, A(12), 3);
+    expect(&r, 2, A(16), 3);
+    rig_destroy(&r);
+}
+
+/* Three cars compete for 12 A (two fit at 6 A): the one waiting takes a turn; over two hours
+ * each is served, at least one always charges, and nobody flaps. */
+static void test_rotation(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.nodes[0] = node(-1, A(12), A(12), A(12));
+    for (uint32_t i = 0; i < 3; i++)
+        r.ch[i] = charger(0, A(32), 3, 0, 1, 2);
+    rig_create(&r, LADE_BAL_TN, 1, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        rig_demand(&r, i, true);
+    rig_run(&r, 20000);
+    uint64_t served_ms[3] = {0}, none_ms = 0;
+    uint32_t starts[3] = {0};
+    bool was[3] = {0};
+    for (int s = 0; s < 7200; s++) {
+        rig_run(&r, 1000);
+        uint32_t running = 0;
+        for (uint32_t i = 0; i < 3; i++) {
+            bool on = r.applied_ma[i] > 0;
+            served_ms[i] += on ? 1000 : 0;
+            starts[i] += on && !was[i];
+            was[i] = on;
+            running += on;
+        }
+        none_ms += running == 0 ? 1000 : 0;
+        assert_true(running <= 2);
+        assert_invariant(&r);
+    }
+    /* Turns of 15 min, a wait of at least 5 min before taking one: each charges about 2/3 of
+     * the time. */
+    for (uint32_t i = 0; i < 3; i++) {
+        if (served_ms[i] < 7200000 / 3)
+            fail_msg("charger %u charged %llu s of 7200", i,
+                     (unsigned long long)(served_ms[i] / 1000));
+        assert_true(starts[i] >= 2);  /* it waited and came back */
+        assert_true(starts[i] <= 10); /* turns, not flapping */
+    }
+    assert_true(none_ms <= 60000);
+    print_message("rotation: charged %llu / %llu / %llu s of 7200, %u / %u / %u starts\n",
+                  (unsigned long long)served_ms[0] / 1000, (unsigned long long)served_ms[1] / 1000,
+                  (unsigned long long)served_ms[2] / 1000, starts[0], starts[1], starts[2]);
+    rig_destroy(&r);
+}
+
+/* ---- 4. property test: a simulated world ---- */
 
 #define W_CH            16
 #define W_NODES         6
@@ -1385,6 +1666,10 @@ int main(void)
         cmocka_unit_test(test_limit_lowered),
         cmocka_unit_test(test_offline_fallback),
         cmocka_unit_test(test_unknown_start),
+        cmocka_unit_test(test_fairness_arrivals),
+        cmocka_unit_test(test_fairness_utilisation_random),
+        cmocka_unit_test(test_utilisation),
+        cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_property_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
