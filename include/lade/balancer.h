@@ -55,9 +55,9 @@
 #include "lade/err.h"
 
 #define LADE_BAL_PHASES       3
-#define LADE_BAL_MIN_MA       6000     /* IEC 61851: no charging below 6 A */
-#define LADE_BAL_FUSE_MAX_MA  63000    /* SPEC R14: a charger sits behind at most 63 A */
-#define LADE_BAL_LIMIT_MAX_MA 10000000 /* 10 kA: sanity bound for node limits */
+#define LADE_BAL_MIN_MA       6000       /* IEC 61851: no charging below 6 A */
+#define LADE_BAL_FUSE_MAX_MA  63000      /* SPEC R14: a charger sits behind at most 63 A */
+#define LADE_BAL_LIMIT_MAX_MA 1000000000 /* 1 MA: sanity bound for node limits */
 #define LADE_BAL_MAX_NODES    100000
 #define LADE_BAL_MAX_CHARGERS 100000
 
@@ -73,7 +73,7 @@ enum lade_bal_network {
 struct lade_bal_node_config {
     int32_t parent;                    /* -1 for node 0; else 0 <= parent < this node's index */
     int32_t limit_ma[LADE_BAL_PHASES]; /* per supply phase; the effective one (min of the
-                                          configured and the physical fuse, R15); 0..10 kA */
+                                          configured and the physical fuse, R15); 0..1 MA */
 };
 
 struct lade_bal_charger_config {
@@ -134,7 +134,7 @@ enum lade_bal_config_problem {
     LADE_BAL_CFG_SIZE,         /* no nodes, or too many nodes/chargers */
     LADE_BAL_CFG_NETWORK,      /* unknown network type */
     LADE_BAL_CFG_PARENT,       /* node: parent not -1 for node 0 / not in 0..index-1 */
-    LADE_BAL_CFG_LIMIT,        /* node: limit out of 0..10 kA */
+    LADE_BAL_CFG_LIMIT,        /* node: limit out of 0..1 MA */
     LADE_BAL_CFG_NODE,         /* charger: node out of range */
     LADE_BAL_CFG_MAX,          /* charger: max out of 6..63 A */
     LADE_BAL_CFG_MIN,          /* charger: min out of 6 A..max */

@@ -1011,6 +1011,7 @@ struct w_msg {
     bool flag; /* NOTIFY: online; TEL: demand */
     uint32_t seq;
     uint32_t epoch; /* DOWN: the connection it was sent on */
+    uint8_t over;   /* DOWN: supply phases above a limit when it was sent */
     int32_t ma;
     int32_t meas[3];
 };
@@ -1188,8 +1189,14 @@ static void w_check(struct world *W)
         struct lade_bal_charger_info in;
         w_env(W, i, env);
         assert_int_equal(lade_balancer_charger_info(W->bal, i, W->now, &in), LADE_OK);
+        /* The least it can be allowed only matters where a setpoint can reach it: on a live
+         * connection the portal has been told about (a new connection comes with the old one's
+         * end, balancer.h). */
+        bool reachable = W->w[i].link;
+        for (uint32_t k = 0; k < W->nq; k++)
+            reachable &= !(W->q[k].kind == MSG_NOTIFY && W->q[k].ch == i);
         for (int p = 0; p < 3; p++) {
-            if (env[p] > in.might_draw_ma[p] || env[p] < in.least_ma[p])
+            if (env[p] > in.might_draw_ma[p] || (reachable && env[p] < in.least_ma[p]))
                 fail_msg("seed-run t=%llu charger %u phase %d: really may draw %d mA, balancer "
                          "counts %d..%d (at_fb %d sp %d/%u link %d online %d)",
                          (unsigned long long)W->now, i, p, (int)env[p], (int)in.least_ma[p],
@@ -1223,6 +1230,8 @@ static void w_portal_step(struct world *W)
     W->next_step = out.next_step_ms;
     W->step_due = false;
     bool seen[W_CH] = {0};
+    struct w_msg pending[W_CH];
+    uint32_t n_pending = 0;
     for (uint32_t k = 0; k < out.n_setpoints; k++) {
         const struct lade_bal_setpoint *s = &out.setpoints[k];
         assert_true(s->charger < W->nc);
@@ -1255,13 +1264,13 @@ static void w_portal_step(struct world *W)
         uint64_t at = W->now + below(W->lat_ms + 1);
         at = at > c->down_fifo ? at : c->down_fifo;
         c->down_fifo = at;
-        w_push(W, (struct w_msg){.at = at,
-                                 .kind = MSG_DOWN,
-                                 .ch = (uint8_t)s->charger,
-                                 .ph = s->phases,
-                                 .seq = s->seq,
-                                 .epoch = c->epoch,
-                                 .ma = s->current_ma});
+        pending[n_pending++] = (struct w_msg){.at = at,
+                                              .kind = MSG_DOWN,
+                                              .ch = (uint8_t)s->charger,
+                                              .ph = s->phases,
+                                              .seq = s->seq,
+                                              .epoch = c->epoch,
+                                              .ma = s->current_ma};
     }
     /* No step raises Σ might-draw on a node and phase above its limit. */
     w_sum_might(W, after);
@@ -1279,38 +1288,19 @@ static void w_portal_step(struct world *W)
                 W->check_limit[n][p] = lim[p];
         }
     }
-    /* Where the accounting is above a limit (lowered limit, over-draw, unknown states), a
-     * setpoint may not raise what its charger really may draw on that node and phase. */
-    for (uint32_t k = 0; k < out.n_setpoints; k++) {
-        const struct lade_bal_setpoint *s = &out.setpoints[k];
-        const struct lade_bal_charger_config *cc = &W->ch[s->charger];
-        int32_t ma = s->current_ma >= cc->min_ma ? s->current_ma : 0;
-        for (int t = 0; t < 3; t++) {
-            bool on = s->phases == 3 || t == 0 || (W->cfg.network == LADE_BAL_IT && t == 1);
-            int p = cc->rotation[t];
-            if (!on || ma <= real_env[s->charger][p])
-                continue;
-            for (int32_t n = (int32_t)cc->node; n >= 0; n = W->nodes[n].parent) {
-                int32_t lim[3];
-                assert_int_equal(lade_balancer_node_limit(W->bal, (uint32_t)n, lim), LADE_OK);
-                if (after[n][p] > lim[p]) {
-                    struct lade_bal_charger_info in;
-                    assert_int_equal(lade_balancer_charger_info(W->bal, s->charger, W->now, &in),
-                                     LADE_OK);
-                    print_message("DBG before %lld after %lld lim %d; M %d %d %d LB %d %d %d conf "
-                                  "%d/%u pend %d/%u known %d mfb %d resend %d online %d\n",
-                                  (long long)before[n][p], (long long)after[n][p], (int)lim[p],
-                                  in.might_draw_ma[0], in.might_draw_ma[1], in.might_draw_ma[2],
-                                  in.least_ma[0], in.least_ma[1], in.least_ma[2], in.confirmed_ma,
-                                  in.confirmed_phases, in.pending_ma, in.pending_phases, in.known,
-                                  in.maybe_fallback, s->resend, in.online);
-                    fail_msg("t=%llu charger %u: setpoint %d mA above the %d mA it really may "
-                             "draw on phase %d, while node %d is above its limit",
-                             (unsigned long long)W->now, s->charger, (int)s->current_ma,
-                             (int)real_env[s->charger][p], p, (int)n);
-                }
-            }
+    /* Each setpoint remembers the supply phases on which a node above its charger had its
+     * accounting above the limit: applying it may not raise what the charger really may draw
+     * there (checked on delivery). */
+    for (uint32_t k = 0; k < n_pending; k++) {
+        struct w_msg *m = &pending[k];
+        for (int32_t n = (int32_t)W->ch[m->ch].node; n >= 0; n = W->nodes[n].parent) {
+            int32_t lim[3];
+            assert_int_equal(lade_balancer_node_limit(W->bal, (uint32_t)n, lim), LADE_OK);
+            for (int p = 0; p < 3; p++)
+                if (after[n][p] > lim[p])
+                    m->over |= (uint8_t)(1u << p);
         }
+        w_push(W, *m);
     }
     w_check(W);
 }
@@ -1323,9 +1313,18 @@ static void w_deliver(struct world *W, struct w_msg *m)
     case MSG_DOWN:
         if (!c->link || m->epoch != c->epoch)
             return; /* the connection it was sent on is gone */
+        int32_t before[3], after[3];
+        w_env(W, i, before);
         c->sp_ma = m->ma < W->ch[i].max_ma ? m->ma : W->ch[i].max_ma;
         c->sp_ph = m->ph;
         c->at_fb = false;
+        w_env(W, i, after);
+        for (int p = 0; p < 3; p++)
+            if (((m->over >> p) & 1) && after[p] > before[p])
+                fail_msg("t=%llu charger %u: setpoint %d mA (seq %u) raised what it really may "
+                         "draw on phase %d from %d mA, sent while a node above it was over its "
+                         "limit",
+                         (unsigned long long)W->now, i, (int)m->ma, m->seq, p, (int)before[p]);
         c->contact = W->now;
         w_recheck_overdraw(W, i);
         if (chance(50)) {

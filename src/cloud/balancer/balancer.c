@@ -305,6 +305,8 @@ void lade_balancer_destroy(struct lade_balancer *bal)
     free(bal->cand);
     free(bal->order);
     free(bal->ev);
+    free(bal->ev2);
+    free(bal->bucket);
     free(bal->cmap);
     free(bal->want);
     free(bal->out);
@@ -409,8 +411,11 @@ lade_err lade_balancer_create(const struct lade_bal_config *cfg, uint64_t now_ms
         !ALLOC(bal->avail, (size_t)nn * NPH) || !ALLOC(bal->used, (size_t)nn * NPH) ||
         !ALLOC(bal->slope, (size_t)nn * NPH) || !ALLOC(bal->M, (size_t)nc * NPH) ||
         !ALLOC(bal->LB, (size_t)nc * NPH) || !ALLOC(bal->cand, nc) || !ALLOC(bal->order, nc) ||
-        !ALLOC(bal->ev, (size_t)nc * 3) || !ALLOC(bal->cmap, nc) || !ALLOC(bal->want, nc) ||
-        !ALLOC(bal->out, nc))
+        !ALLOC(bal->ev2, (size_t)nc * 3) || !ALLOC(bal->ev, (size_t)nc * 3) ||
+        !ALLOC(bal->cmap, nc) || !ALLOC(bal->want, nc) || !ALLOC(bal->out, nc))
+        goto fail;
+    bal->n_buckets = (uint32_t)(LADE_BAL_FUSE_MAX_MA / bal->p.step_ma + 1) * 3;
+    if (!ALLOC(bal->bucket, bal->n_buckets + 1))
         goto fail;
     for (uint32_t n = 0; n < nn; n++) {
         bal->parent[n] = cfg->nodes[n].parent;
@@ -475,18 +480,17 @@ void bal_env(const struct lade_balancer *bal, const struct bal_charger *c, struc
         env[p] = (m >> p) & 1 ? ma : 0;
 }
 
-/* Silence: nothing from it for so long that it may have heard nothing from the hub for its
- * deadline (its last message left it at most the contact margin before it arrived). */
-static bool silent(const struct lade_balancer *bal, const struct bal_charger *c, uint64_t now_ms)
-{
-    uint64_t ref = c->heard_any ? c->last_heard_ms : bal->created_ms;
-    return now_ms + bal->p.contact_margin_ms >= ref + c->cfg.link_loss_deadline_ms;
-}
-
+/* May it be applying its fallback right now, as far as a setpoint sent now could reach it?
+ * Offline, or offline at some point since the last setpoint it confirmed. A charger that falls
+ * back has lost the hub for its deadline and drops its connection (charging.md, "In the agent"),
+ * so the hub reports it offline before a new connection can carry a setpoint to it. (Its might-
+ * draw counts the fallback in any case.) */
 bool bal_maybe_fallback(const struct lade_balancer *bal, const struct bal_charger *c,
                         uint64_t now_ms)
 {
-    return c->fb_sticky || !c->online || silent(bal, c, now_ms);
+    (void)bal;
+    (void)now_ms;
+    return c->fb_sticky || !c->online;
 }
 
 /* M: might draw (upper bound); LB: the least it can be allowed now (lower bound of its offer);
@@ -628,12 +632,8 @@ static void set_sticky(struct bal_charger *c, uint64_t now)
 }
 
 /* A message from the charger at now. */
-static void heard(struct lade_balancer *bal, struct bal_charger *c, uint64_t now, bool check)
+static void heard(struct bal_charger *c, uint64_t now)
 {
-    /* After a silence as long as its deadline it may have fallen back, and it stays at its
-     * fallback after the link returns until it gets a setpoint: remember that. */
-    if (check && c->online && silent(bal, c, now))
-        set_sticky(c, now);
     c->heard_any = true;
     c->last_heard_ms = now;
     if (now > c->contact_hi_ms)
@@ -661,7 +661,7 @@ lade_err lade_balancer_charger_online(struct lade_balancer *bal, uint32_t idx, b
         set_sticky(c, now);
         c->online = true;
     }
-    heard(bal, c, now, true);
+    heard(c, now);
     return LADE_OK;
 }
 
@@ -670,7 +670,7 @@ lade_err lade_balancer_charger_heard(struct lade_balancer *bal, uint32_t idx, ui
     struct bal_charger *c = get(bal, idx);
     if (!c)
         return LADE_ERR_INVAL;
-    heard(bal, c, bal_advance(bal, now_ms), true);
+    heard(c, bal_advance(bal, now_ms));
     return LADE_OK;
 }
 
@@ -692,7 +692,7 @@ lade_err lade_balancer_charger_demand(struct lade_balancer *bal, uint32_t idx, b
     if (!c)
         return LADE_ERR_INVAL;
     uint64_t now = bal_advance(bal, now_ms);
-    heard(bal, c, now, true);
+    heard(c, now);
     if (demand != c->demand) {
         /* A new car (or none): forget what was learnt about the last one. */
         c->demand = demand;
@@ -710,7 +710,7 @@ lade_err lade_balancer_charger_measured(struct lade_balancer *bal, uint32_t idx,
     if (!c || !current_ma)
         return LADE_ERR_INVAL;
     uint64_t now = bal_advance(bal, now_ms);
-    heard(bal, c, now, true);
+    heard(c, now);
     for (int t = 0; t < NPH; t++)
         c->meas[t] = current_ma[t] > 0 ? current_ma[t] : 0;
     c->meas_valid = true;
@@ -732,10 +732,7 @@ lade_err lade_balancer_ack(struct lade_balancer *bal, uint32_t idx, uint32_t seq
     if (!c)
         return LADE_ERR_INVAL;
     uint64_t now = bal_advance(bal, now_ms);
-    /* No silence check here: the reply shows the setpoint was applied at or after it was sent,
-     * which overrides any fallback before; one after it cannot have happened yet (the reply
-     * left the charger at most the contact margin ago). */
-    heard(bal, c, now, false);
+    heard(c, now);
     const struct bal_sent_rec *rec = ring_find(c, seq);
     if (seq <= c->conf_seq || !rec || (c->has_sent && seq > c->sent_seq))
         return rec || seq <= c->conf_seq ? LADE_OK : LADE_ERR_NOT_FOUND;

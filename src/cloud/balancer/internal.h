@@ -97,10 +97,13 @@ struct lade_balancer {
     int32_t *M;     /* [n_chargers * 3] might-draw */
     int32_t *LB;    /* [n_chargers * 3] least it can be allowed */
     struct bal_cand *cand;
-    uint32_t *order;      /* candidates in admission order (indexes into cand) */
-    uint32_t *cmap;       /* [n_chargers] charger -> index into cand, UINT32_MAX if none */
-    struct bal_event *ev; /* water-fill events */
-    uint8_t *want;        /* [n_chargers] an increase to try this step */
+    uint32_t *order;       /* candidates in admission order (indexes into cand) */
+    uint32_t *cmap;        /* [n_chargers] charger -> index into cand, UINT32_MAX if none */
+    struct bal_event *ev;  /* water-fill events */
+    struct bal_event *ev2; /* ... sorted */
+    uint32_t *bucket;      /* counting sort of events: (level / step) * 3 + type */
+    uint32_t n_buckets;
+    uint8_t *want; /* [n_chargers] an increase to try this step */
     struct lade_bal_setpoint *out;
 };
 

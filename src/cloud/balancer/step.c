@@ -265,6 +265,26 @@ static int cmp_event(const void *a, const void *b)
     return x->k < y->k ? -1 : x->k > y->k;
 }
 
+/* Events by (level, type, candidate). Levels are multiples of the step up to 63 A: a counting
+ * sort (stable; events are made in candidate order) when there are enough of them. */
+static void sort_events(struct lade_balancer *bal, uint32_t ne)
+{
+    if (ne < bal->n_buckets / 8) {
+        qsort(bal->ev, ne, sizeof *bal->ev, cmp_event);
+        return;
+    }
+    uint32_t *b = bal->bucket, nb = bal->n_buckets;
+    memset(b, 0, sizeof *b * (nb + 1));
+    for (uint32_t k = 0; k < ne; k++)
+        b[(uint32_t)(bal->ev[k].level / bal->p.step_ma) * 3 + bal->ev[k].type + 1]++;
+    for (uint32_t k = 0; k < nb; k++)
+        b[k + 1] += b[k];
+    for (uint32_t k = 0; k < ne; k++)
+        bal->ev2[b[(uint32_t)(bal->ev[k].level / bal->p.step_ma) * 3 + bal->ev[k].type]++] =
+            bal->ev[k];
+    memcpy(bal->ev, bal->ev2, sizeof *bal->ev * ne);
+}
+
 struct wf {
     struct lade_balancer *bal;
     int32_t W;
@@ -387,7 +407,7 @@ static void fill_tier(struct lade_balancer *bal, uint32_t lo, uint32_t hi)
     }
     if (!ne)
         return;
-    qsort(bal->ev, ne, sizeof *bal->ev, cmp_event);
+    sort_events(bal, ne);
     struct wf w = {bal, bal->ev[0].level, 0};
     size_t nr = (size_t)bal->n_nodes * NPH;
     uint32_t ei = 0;
@@ -530,11 +550,6 @@ lade_err lade_balancer_step(struct lade_balancer *bal, uint64_t now_ms,
         if (!c->online) {
             NEXT(c->contact_hi_ms + c->cfg.link_loss_deadline_ms + P->contact_margin_ms);
             continue;
-        }
-        if (!c->fb_sticky) {
-            uint64_t ref = c->heard_any ? c->last_heard_ms : bal->created_ms;
-            if (ref + c->cfg.link_loss_deadline_ms > P->contact_margin_ms)
-                NEXT(ref + c->cfg.link_loss_deadline_ms - P->contact_margin_ms);
         }
         observe(bal, c, now, next);
     }
