@@ -11,12 +11,16 @@
 #   LADE_BENCH_SIM_SCALE  simulated s per real s, charge session (figure 5) default 30
 #   LADE_BENCH_OUT        where to write the results                        default bench/RESULTS.md
 #   LADE_KEEP_TMP=1       keep the work directory (configs, logs, relay log)
+#   LADE_BENCH_BAL_RUNS   runs per installation size, balancer (figure 8)   default LADE_BENCH_CPU_RUNS
+#   LADE_BENCH_BAL_MS     milliseconds of steps per run, balancer (figure 8) default LADE_BENCH_CPU_MS
+#   LADE_BENCH_ONLY=balancer  only figure 8, printed (no hub, RESULTS.md untouched)
 #
 # Figures 1 and 2 run the real system on 127.0.0.1 only: Mosquitto + lade_hub.so, lade-charger
 # provisioned with lade-factory, and mosquitto_pub/mosquitto_sub as the reference MQTT client.
 # Every client reaches the hub through bench_relay (bench/bench_relay.c), a TCP relay that logs
 # each read with its size and time, so wire bytes (TCP payload, TLS records included) are also
-# counted outside the program being measured. Figure 3 is bench/bench_codec.c.
+# counted outside the program being measured. Figure 3 is bench/bench_codec.c, figure 8
+# bench/bench_balancer.c (the portal's balancer, pure: no hub needed).
 #
 # Figures 4–7 (issue 3: bytes per idle hour/day and per charge session, messages per day, agent
 # memory) run two chargers provisioned with `--evse sim` side by side, each through a relay of
@@ -122,6 +126,51 @@ positive() { local v; v=$(field "$1" "$2"); [ -n "$v" ] && [ "$v" -gt 0 ]; }
 # median of the numbers on stdin (one per line)
 median() { sort -n | awk '{v[NR]=$1} END {if (NR==0) {print "n/a"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+# ---- figure 8: the balancer (bench/bench_balancer.c) --------------------------------------------
+# Self-contained: balancer_figure runs the program (built with the other bench programs below),
+# balancer_section prints the RESULTS.md section from its table. LADE_BENCH_ONLY=balancer builds
+# only bench_balancer, prints the section and stops here.
+
+bal_runs=${LADE_BENCH_BAL_RUNS:-$cpu_runs}
+bal_ms=${LADE_BENCH_BAL_MS:-$cpu_ms}
+balancer_figure() { # BENCH_BUILD_DIR: writes $work/fig8.md
+  "$1/bench_balancer" "$bal_runs" "$bal_ms" >"$work/fig8.md"
+}
+balancer_section() {
+  cat <<EOF
+## 8. Balancer: time of one step
+
+\`bench/bench_balancer.c\` with the balancer's sources (\`src/cloud/balancer/\`, pure: no I/O, no
+clock, no allocation in the step), same compiler and flags as \`$(basename "$build")\`. One installation
+per size: a main fuse, boards of 10 circuits, circuits of 5 chargers; 32 A chargers, one in five
+1-phase (on L1/L2/L3 in turn), one in ten at priority 1 (16 A max), one in ten with a 6 A fallback;
+every car wants energy and the main fuse (8 A per charger) binds: every step orders all of them
+for admission (priority, rotation groups) and water-fills the tree. Each \`lade_balancer_step()\` call is timed on its own
+(clock_gettime(CLOCK_MONOTONIC)): in steady state (the whole allocation recomputed, nothing to
+send), and right after the main fuse's limit moved ±10 % (a setpoint for most chargers; replies
+fed back outside the timed call). Baseline in the same process, interleaved run by run: a naive
+allocator on the same tree (an equal share of every node's limit, the least along each charger's
+path: no phases, no safety, no state). Single thread, not pinned.
+
+$(cat "$work/fig8.md")
+
+The portal runs one step per event, or one per batch of events that arrived together.
+EOF
+}
+if [ "${LADE_BENCH_ONLY:-}" = balancer ]; then
+  mkdir -p "$work/logs"
+  bal_bt=$(sed -nE 's/^CMAKE_BUILD_TYPE:[A-Z]*=(.*)/\1/p' "$build/CMakeCache.txt")
+  bal_cc=$(sed -nE 's/^CMAKE_C_COMPILER:[A-Z]*=(.*)/\1/p' "$build/CMakeCache.txt")
+  cmake -S bench -B "${build%/}-bench" -G Ninja -DCMAKE_BUILD_TYPE="${bal_bt:-RelWithDebInfo}" \
+    -DCMAKE_C_COMPILER="${bal_cc:-cc}" -DLADE_BUILD_DIR="$build" >"$work/logs/cmake.log" 2>&1 &&
+    cmake --build "${build%/}-bench" --target bench_balancer >>"$work/logs/cmake.log" 2>&1 ||
+    { cat "$work/logs/cmake.log" >&2; exit 1; }
+  echo "bench: figure 8 — balancer step, $bal_runs runs × ${bal_ms} ms per size and kind" >&2
+  balancer_figure "${build%/}-bench"
+  balancer_section
+  exit 0
+fi
 
 # ---- the hub ------------------------------------------------------------------------------------
 
@@ -479,6 +528,8 @@ stop_pid "$watch_pid"
 
 echo "bench: figure 3 — CPU, $cpu_runs runs × ${cpu_ms} ms per operation and baseline"
 "$bench_build/bench_codec" "$cpu_runs" "$cpu_ms" >"$work/fig3.md"
+echo "bench: figure 8 — balancer step, $bal_runs runs × ${bal_ms} ms per size and kind"
+balancer_figure "$bench_build"
 
 # ---- bench/RESULTS.md ---------------------------------------------------------------------------
 
@@ -921,6 +972,8 @@ $(day_row 2)
 
 Issue 3 asks for at least 10× less than the reference: an idle day is $(times "$budget_b" "$c_day") less, a one-hour
 session at the production report interval $(times "$session_ref_b" "$s_prod") less.
+
+$(balancer_section)
 
 ## How to reproduce
 
