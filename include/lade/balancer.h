@@ -34,15 +34,16 @@
  * might-draw (an unconfirmed decrease at its old value), so "decrease first, confirm, then
  * increase others" follows.
  *
- * Assumptions the caller must keep (documented in docs/balancer.md; the property test's
+ * Assumptions the caller must keep (docs/balancer.md, "Assumptions"; the property test's
  * simulated world keeps them and breaks everything else):
- *   - a message portal <-> charger is delivered within params.contact_margin_ms or never;
- *     setpoints reach a charger in the order they were sent (one MQTT connection);
- *   - "online" is reported within contact_margin_ms of the charger connecting; "offline" at any
- *     time after it lost the link (the hub's detection);
- *   - a charger that hears nothing from the hub for its deadline falls back (charging.md), and
- *     every message the portal receives from a charger shows it was hearing the hub at most
- *     contact_margin_ms earlier.
+ *   - a message portal <-> charger is delivered within params.contact_margin_ms or never, and
+ *     only on the connection it was sent on; setpoints reach a charger in the order sent;
+ *   - "online" is reported within contact_margin_ms of the charger connecting, and a new
+ *     connection's "online" comes after the old connection's "offline" (the hub reports the old
+ *     one gone when the same client connects again); "offline" may come at any time after the
+ *     link was lost;
+ *   - a charger falls back only after hearing nothing from the hub for its deadline, and then
+ *     drops its connection (charging.md).
  * Not thread-safe: one balancer is used from one thread (the portal's loop).
  */
 #ifndef LADE_BALANCER_H

@@ -250,6 +250,25 @@ static void test_example_tn(void **state)
     expect(&r, 0, A(16), 3);
     expect(&r, 1, A(16), 3);
     assert_invariant(&r);
+    /* The operator lowers the main fuse to 32 A: Σ might-draw 32 A fits, nothing changes. To
+     * 30 A: targets 15 A; Σ might-draw 32 A > 30 A, so each decrease is at most the least its
+     * charger can be at (16 A): 15 A to both at once; unconfirmed, nothing rises. */
+    int32_t lim[3] = {A(32), A(32), A(32)};
+    assert_int_equal(lade_balancer_set_limit(r.bal, 0, lim, NULL), LADE_OK);
+    assert_int_equal(rig_step(&r), 0);
+    r.auto_ack = false;
+    lim[0] = lim[1] = lim[2] = A(30);
+    assert_int_equal(lade_balancer_set_limit(r.bal, 0, lim, NULL), LADE_OK);
+    assert_int_equal(rig_step(&r), 2);
+    assert_int_equal(r.out.setpoints[0].current_ma, A(15));
+    assert_int_equal(r.out.setpoints[1].current_ma, A(15));
+    /* Unconfirmed a minute later: only the same 15 A again (resends), nothing rises. */
+    r.now += 60000;
+    assert_int_equal(rig_step(&r), 2);
+    for (uint32_t k = 0; k < 2; k++) {
+        assert_true(r.out.setpoints[k].resend);
+        assert_int_equal(r.out.setpoints[k].current_ma, A(15));
+    }
     rig_destroy(&r);
 }
 

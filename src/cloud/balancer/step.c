@@ -551,6 +551,9 @@ lade_err lade_balancer_step(struct lade_balancer *bal, uint64_t now_ms,
             NEXT(c->contact_hi_ms + c->cfg.link_loss_deadline_ms + P->contact_margin_ms);
             continue;
         }
+        /* a measurement from before its last confirmed change stops counting then */
+        if (c->meas_valid && c->meas_ms <= c->conf_ms)
+            NEXT(c->conf_ms + P->car_follow_ms);
         observe(bal, c, now, next);
     }
     /* 2 */
