@@ -393,7 +393,7 @@ lade_err lade_balancer_create(const struct lade_bal_config *cfg, uint64_t now_ms
     bal->p = cfg->params;
     bal->n_nodes = nn;
     bal->n_chargers = nc;
-    bal->now_ms = bal->created_ms = now_ms;
+    bal->now_ms = now_ms;
     /* node depth bounds the paths' total length */
     size_t total_path = 0;
     uint32_t *depth = NULL;
@@ -485,11 +485,8 @@ void bal_env(const struct lade_balancer *bal, const struct bal_charger *c, struc
  * back has lost the hub for its deadline and drops its connection (charging.md, "In the agent"),
  * so the hub reports it offline before a new connection can carry a setpoint to it. (Its might-
  * draw counts the fallback in any case.) */
-bool bal_maybe_fallback(const struct lade_balancer *bal, const struct bal_charger *c,
-                        uint64_t now_ms)
+bool bal_maybe_fallback(const struct bal_charger *c)
 {
-    (void)bal;
-    (void)now_ms;
     return c->fb_sticky || !c->online;
 }
 
@@ -523,7 +520,7 @@ void bal_accounting(const struct lade_balancer *bal, const struct bal_charger *c
             M[p] = c->older_hi[p] > M[p] ? c->older_hi[p] : M[p];
             LB[p] = c->older_lo[p] < LB[p] ? c->older_lo[p] : LB[p];
         }
-    if (bal_maybe_fallback(bal, c, now_ms))
+    if (bal_maybe_fallback(c))
         for (int p = 0; p < NPH; p++)
             LB[p] = c->fb_env[p] < LB[p] ? c->fb_env[p] : LB[p];
     for (int p = 0; p < NPH; p++) {
@@ -631,11 +628,9 @@ static void set_sticky(struct bal_charger *c, uint64_t now)
         c->fb_since_ms = now;
 }
 
-/* A message from the charger at now. */
+/* A message from the charger at now: it was in contact. */
 static void heard(struct bal_charger *c, uint64_t now)
 {
-    c->heard_any = true;
-    c->last_heard_ms = now;
     if (now > c->contact_hi_ms)
         c->contact_hi_ms = now;
 }
@@ -856,7 +851,7 @@ lade_err lade_balancer_charger_info(const struct lade_balancer *bal, uint32_t id
     out->pending_ma = c->sent.ma;
     out->pending_phases = c->sent.ph;
     out->pending_seq = c->sent_seq;
-    out->maybe_fallback = bal_maybe_fallback(bal, c, now);
+    out->maybe_fallback = bal_maybe_fallback(c);
     bal_accounting(bal, c, now, out->might_draw_ma, out->least_ma, over);
     out->reclaim_cap_ma = c->cap_ma;
     out->car_phases = c->car_phases;

@@ -32,10 +32,8 @@ struct bal_charger {
 
     /* link */
     bool online;
-    bool heard_any;
-    uint64_t last_heard_ms; /* last message from it */
     uint64_t contact_hi_ms; /* latest time it may have heard the hub (sent, heard, offline) */
-    bool fb_sticky;         /* may be at its fallback since fb_since_ms (offline, silence) */
+    bool fb_sticky;         /* seen offline since fb_since_ms, no confirmation since */
     uint64_t fb_since_ms;
 
     /* what it may be applying */
@@ -86,7 +84,6 @@ struct lade_balancer {
     uint32_t *paths;        /* all chargers' paths */
     struct bal_charger *ch; /* [n_chargers] */
     uint64_t now_ms;
-    uint64_t created_ms;
     uint32_t seq;
 
     /* step scratch, allocated once */
@@ -132,8 +129,7 @@ struct bal_event {
 uint8_t bal_mask(const struct lade_balancer *bal, const struct bal_charger *c, uint8_t phases);
 void bal_env(const struct lade_balancer *bal, const struct bal_charger *c, struct bal_sp sp,
              int32_t env[NPH]);
-bool bal_maybe_fallback(const struct lade_balancer *bal, const struct bal_charger *c,
-                        uint64_t now_ms);
+bool bal_maybe_fallback(const struct bal_charger *c);
 void bal_accounting(const struct lade_balancer *bal, const struct bal_charger *c, uint64_t now_ms,
                     int32_t M[NPH], int32_t LB[NPH], int32_t over[NPH]);
 void bal_collapse_if_fallen_back(struct lade_balancer *bal, struct bal_charger *c, uint64_t now_ms);
