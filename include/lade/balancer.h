@@ -101,6 +101,9 @@ struct lade_bal_params {
                                      this long (also a new car's first start) */
     uint32_t restart_hold_ms;     /* [60000] a charger paused while its car wanted energy
                                      restarts only after capacity for it held this long */
+    uint32_t start_hold_ms;       /* [10000] a new car's first start waits until capacity for
+                                     it held this long (the portal uses 0: a car that plugs
+                                     in gets its setpoint at once when the capacity is free) */
     int32_t min_increase_ma;      /* [500] smaller increases are not sent (hysteresis) */
     uint32_t rotation_ms;         /* [900000] a started charger keeps its turn this long when
                                      others wait (0 = never rotate) */

@@ -275,6 +275,50 @@ static void test_example_tn(void **state)
 /* IT: a 1-phase charger loads two supply phases. The same tree in TN and IT, main fuse with
  * 32 A on L3: in TN the 1-phase chargers (L1, L2) leave L3 to the 3-phase one, in IT both
  * 1-phase chargers load L3 as well. */
+/* start_hold_ms 0 (the portal's setting): a car that plugs in where capacity is free gets its
+ * setpoint in the very step that learns of it; a raise of a running charger still waits for
+ * increase_hold_ms. */
+static void test_start_at_once(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    lade_balancer_params_default(&r.cfg.params);
+    r.cfg.params.start_hold_ms = 0;
+    r.nodes[0] = node(-1, A(40), A(40), A(40));
+    r.ch[0] = charger(0, A(32), 3, 0, 1, 2);
+    r.ch[1] = charger(0, A(32), 3, 0, 1, 2);
+    rig_create(&r, LADE_BAL_TN, 1, 2);
+    rig_demand(&r, 0, true);
+    assert_int_equal(rig_step(&r), 1);
+    expect(&r, 0, A(32), 3);
+    /* A second car: in the same step charger 0 comes down to 20 A and charger 1 starts,
+     * without a hold, with what is free even while charger 0 might still draw 32 A: 8 A. Once
+     * charger 0's car is measured at 20 A, charger 1 rises to 20 A after the increase hold. */
+    rig_demand(&r, 1, true);
+    assert_int_equal(rig_step(&r), 2);
+    expect(&r, 0, A(20), 3);
+    expect(&r, 1, A(8), 3);
+    assert_invariant(&r);
+    r.now += 5000;
+    rig_report(&r, 0);
+    rig_report(&r, 1);
+    rig_step(&r);
+    r.now += 10000;
+    rig_step(&r);
+    expect(&r, 1, A(20), 3);
+    assert_invariant(&r);
+    /* The first car leaves: charger 1's raise to 32 A waits for increase_hold_ms. */
+    rig_demand(&r, 0, false);
+    rig_step(&r);
+    expect(&r, 0, 0, 3);
+    expect(&r, 1, A(20), 3);
+    r.now += 10000;
+    rig_step(&r);
+    expect(&r, 1, A(32), 3);
+    assert_invariant(&r);
+    rig_destroy(&r);
+}
+
 static void test_example_it(void **state)
 {
     (void)state;
@@ -1565,6 +1609,7 @@ static void w_random_tree(struct world *W)
     P->contact_margin_ms = 5000;
     P->ack_timeout_ms = (uint32_t)range(1000, 8000);
     P->increase_hold_ms = (uint32_t)range(0, 10000);
+    P->start_hold_ms = (uint32_t)range(0, 10000);
     P->restart_hold_ms = (uint32_t)range(0, 30000);
     P->min_increase_ma = range(0, 1000);
     P->rotation_ms = chance(100) ? 0 : (uint32_t)range(30, 300) * 1000;
@@ -1674,6 +1719,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_tn),
+        cmocka_unit_test(test_start_at_once),
         cmocka_unit_test(test_example_it),
         cmocka_unit_test(test_example_detect_1phase),
         cmocka_unit_test(test_example_priority),

@@ -20,6 +20,7 @@ void lade_balancer_params_default(struct lade_bal_params *p)
     p->ack_timeout_ms = 10000;
     p->increase_hold_ms = 10000;
     p->restart_hold_ms = 60000;
+    p->start_hold_ms = 10000;
     p->min_increase_ma = 500;
     p->rotation_ms = 900000;
     p->rotation_wait_ms = 300000;
@@ -41,8 +42,8 @@ static bool params_ok(const struct lade_bal_params *p)
     return p->step_ma >= 1 && p->step_ma <= 1000 && 6000 % p->step_ma == 0 &&
            p->contact_margin_ms <= 600000 && p->ack_timeout_ms >= 100 &&
            p->ack_timeout_ms <= 3600000 && p->increase_hold_ms <= 3600000 &&
-           p->restart_hold_ms <= 3600000 && p->min_increase_ma >= 0 &&
-           p->min_increase_ma <= 63000 && p->rotation_ms <= 86400000 &&
+           p->restart_hold_ms <= 3600000 && p->start_hold_ms <= 3600000 &&
+           p->min_increase_ma >= 0 && p->min_increase_ma <= 63000 && p->rotation_ms <= 86400000 &&
            p->rotation_wait_ms <= 86400000 && p->reclaim_delay_ms <= 86400000 &&
            p->rampup_threshold_ma >= 0 && p->reclaim_headroom_ma > p->rampup_threshold_ma &&
            p->reclaim_threshold_ma > p->reclaim_headroom_ma && p->reclaim_threshold_ma <= 63000 &&

@@ -642,8 +642,9 @@ lade_err lade_balancer_step(struct lade_balancer *bal, uint64_t now_ms,
             c->inc_pending = true;
             c->inc_since_ms = now;
         }
-        uint64_t hold =
-            o.ma < c->cfg.min_ma && c->paused_after_run ? P->restart_hold_ms : P->increase_hold_ms;
+        uint64_t hold = o.ma >= c->cfg.min_ma ? P->increase_hold_ms
+                        : c->paused_after_run ? P->restart_hold_ms
+                                              : P->start_hold_ms;
         if (now < c->inc_since_ms + hold) {
             n_held++;
             NEXT(c->inc_since_ms + hold);
