@@ -8,7 +8,7 @@ PKGS=(
   libssl-dev openssl libcurl4-openssl-dev libsqlite3-dev sqlite3 libcjson-dev
   libmicrohttpd-dev libmnl-dev libcmocka-dev
   mosquitto mosquitto-dev mosquitto-clients libmosquitto-dev
-  iproute2 procps psmisc
+  iproute2 procps psmisc curl jq
   chromium
 )
 

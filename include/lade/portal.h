@@ -22,8 +22,9 @@ struct lade_portal;
 struct lade_auth_kdf;
 struct lade_bal_params;
 
-#define LADE_PORTAL_DEADLINE_DEFAULT_MS 370000u /* charger defaults: 240 s keep-alive×1.5 + 10 s  \
-                                                 */
+#define LADE_PORTAL_DEADLINE_DEFAULT_MS                                                            \
+    370000u /* charger defaults: 240 s keep-alive×1.5 + 10 s                                      \
+             */
 
 struct lade_portal_opts {
     struct lade_loop *loop; /* required, borrowed */
@@ -65,5 +66,14 @@ uint16_t lade_portal_port(const struct lade_portal *p);
  * ADMIN and sets the password (revoking its tokens). For first start and the demo. */
 lade_err lade_portal_set_admin(struct lade_portal *p, const char *username,
                                const char *password) LADE_MUST_CHECK;
+
+/* Commissions an installation from a site file (JSON: Name, NetworkType, Fuse, Available,
+ * Circuits [{Name, Parent, Fuse, Limit}], Chargers [{DeviceId, Name, Circuit, Rotation,
+ * MaxCurrent, MinCurrent, MaxPhases, OfflineCurrent, OfflinePhases, Priority}]; currents in A;
+ * docs/portal.md "Site files"). Checked completely, the balancer's check included, before it
+ * counts; an installation of the same name already there is left as it is (*created false).
+ * LADE_ERR_CONFIG with a reason naming the field in why; nothing is kept on any error. */
+lade_err lade_portal_apply_site(struct lade_portal *p, const char *path, bool *created, char *why,
+                                size_t why_cap) LADE_MUST_CHECK;
 
 #endif
