@@ -27,10 +27,14 @@
 #include <curl/curl.h>
 
 #include "harness.h"
+#include "harness_charger.h"
+#include "harness_hub.h"
 #include "lade/auth.h"
 #include "lade/clock.h"
 #include "lade/loop.h"
 #include "lade/portal.h"
+#include "lade/registry.h"
+#include "lade/sas.h"
 #include "lade/store.h"
 
 #include "../../src/cloud/portal_int.h"
@@ -81,6 +85,11 @@ static size_t on_bytes(char *ptr, size_t size, size_t nmemb, void *ud)
     np[*b->n] = '\0';
     return k;
 }
+
+/* Called between rounds while a request is in flight (e.g. a fake device answering). */
+typedef void (*tick_fn)(void *ud);
+static tick_fn tick;
+static void *tick_ud;
 
 /* One request to the portal at port p. auth: a whole header value ("Bearer x") or NULL;
  * iface: the source address to send from (NULL: the default). */
@@ -133,6 +142,8 @@ static struct resp call_ex(uint16_t p, const char *iface, const char *method, co
             break;
         assert_int_equal(lade_loop_run_once(loop, 1), LADE_OK);
         assert_int_equal(curl_multi_poll(multi, NULL, 0, 0, NULL), CURLM_OK);
+        if (tick)
+            tick(tick_ud);
         if (h_now_ms() > deadline)
             fail_msg("%s: no answer", r.what);
     }
@@ -1572,6 +1583,256 @@ static void test_admin(void **state)
     resp_free(&r);
 }
 
+/* ---- commands and settings through a real hub, to a fake device ---- */
+
+#define HUB_HOST "hub.lade.test"
+
+struct fake_dev {
+    struct hc c;
+    int status;        /* the method's answer status */
+    const char *reply; /* its body; NULL: never answer */
+    bool got;
+    char body[512];
+};
+
+/* Answers the first "command" method call the device receives. */
+static void dev_tick(void *ud)
+{
+    struct fake_dev *d = ud;
+    if (d->got)
+        return;
+    struct hc_msg m;
+    if (hc_recv_topic(&d->c, "$iothub/methods/POST/command/", &m, 1) != 1)
+        return;
+    d->got = true;
+    snprintf(d->body, sizeof d->body, "%.*s", (int)m.len, m.payload);
+    const char *rid = strstr(m.topic, "$rid=");
+    assert_non_null(rid);
+    if (!d->reply)
+        return;
+    char topic[300];
+    snprintf(topic, sizeof topic, "$iothub/methods/res/%d/?$rid=%s", d->status, rid + 5);
+    assert_int_equal(hc_publish_str(&d->c, topic, d->reply, 0), 0);
+}
+
+static struct resp dev_call(struct fake_dev *d, uint16_t p, const char *path, const char *auth,
+                            int status, const char *reply)
+{
+    d->status = status;
+    d->reply = reply;
+    d->got = false;
+    d->body[0] = '\0';
+    tick = dev_tick;
+    tick_ud = d;
+    struct resp r = call_ex(p, NULL, "POST", path, auth, NULL, NULL);
+    tick = NULL;
+    tick_ud = NULL;
+    return r;
+}
+
+static void test_commands_via_hub(void **state)
+{
+    (void)state;
+    struct h_hub hub;
+    h_hub_prepare(&hub, HUB_HOST);
+    uint8_t key[32];
+    struct lade_registry *reg = NULL;
+    assert_int_equal(lade_random(key, sizeof key), LADE_OK);
+    assert_int_equal(lade_registry_open(hub.registry, &reg), LADE_OK);
+    assert_int_equal(lade_registry_device_create(reg, "dev-x", lade_wall_s(), key), LADE_OK);
+    lade_registry_close(reg);
+    char hosts[600], svc[600], tok[600], why[256] = "";
+    snprintf(hosts, sizeof hosts, "%s/hosts", hub.dir);
+    h_write_file(hosts, "127.0.0.1 " HUB_HOST "\n");
+    h_hub_start(&hub, NULL);
+    h_service_token(&hub, "portal", tok, sizeof tok);
+    snprintf(svc, sizeof svc, "%s/portal.conf", hub.dir);
+    char db[600];
+    snprintf(db, sizeof db, "%s/portal.db", h_tmpdir("api-hub"));
+    struct lade_portal_opts o = {
+        .loop = loop,
+        .db_path = db,
+        .kdf = &cheap,
+        .svc_file = svc,
+        .ca_file = hub.ca,
+        .hosts_file = hosts,
+        .hub_port = (uint16_t)hub.port,
+        .command_timeout_ms = 1500,
+    };
+    struct lade_portal *q = NULL;
+    if (lade_portal_new(&q, &o, why, sizeof why) != LADE_OK)
+        fail_msg("portal: %s", why);
+    uint16_t qp = lade_portal_port(q);
+    /* Wait for the portal's hub link. */
+    uint64_t end = h_now_ms() + 20000;
+    for (;;) {
+        char *m = portal_metrics_text(q);
+        bool up = m && strstr(m, "\nlade_hub_link_up 1");
+        free(m);
+        if (up)
+            break;
+        if (h_now_ms() > end)
+            fail_msg("the portal did not connect to the hub");
+        assert_int_equal(lade_loop_run_once(loop, 20), LADE_OK);
+    }
+    assert_int_equal(lade_portal_set_admin(q, "root", ADMIN_PW), LADE_OK);
+    struct resp r =
+        call_ex(qp, NULL, "POST", "/oauth/token", NULL, "application/x-www-form-urlencoded",
+                "grant_type=password&username=root&password=" ADMIN_PW);
+    EXPECT(r, 200);
+    cJSON *j = json_of(&r);
+    char auth[128];
+    snprintf(auth, sizeof auth, "Bearer %s", item(j, "access_token")->valuestring);
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = call_ex(qp, NULL, "POST", "/api/lade/chargers", auth, "application/json",
+                "{\"DeviceId\":\"dev-x\",\"Name\":\"X\"}");
+    EXPECT(r, 201);
+    j = json_of(&r);
+    char cid[PORTAL_ID_LEN + 1], path[200];
+    snprintf(cid, sizeof cid, "%s", item(j, "Id")->valuestring);
+    assert_true(cJSON_IsTrue(item(j, "Pushed"))); /* the settings went to the hub's twin */
+    cJSON_Delete(j);
+    resp_free(&r);
+    snprintf(path, sizeof path, "/api/chargers/%s/sendCommand/506", cid);
+
+    /* Not connected: the hub answers 404 for it → 500 Code 520. */
+    struct fake_dev d;
+    memset(&d, 0, sizeof d);
+    r = call_ex(qp, NULL, "POST", path, auth, NULL, NULL);
+    EXPECT(r, 500);
+    j = json_of(&r);
+    assert_int_equal(item(j, "Code")->valueint, 520);
+    cJSON_Delete(j);
+    resp_free(&r);
+
+    /* The device connects and listens for methods and desired properties. */
+    char dtok[600], user[300];
+    size_t n;
+    assert_int_equal(lade_sas_token_build(HUB_HOST, "dev-x", key, sizeof key, lade_wall_s() + 600,
+                                          NULL, dtok, sizeof dtok, &n),
+                     LADE_OK);
+    snprintf(user, sizeof user, HUB_HOST "/dev-x/?api-version=2021-04-12");
+    assert_int_equal(hc_connect(&d.c, hub.port, hub.ca, HUB_HOST, "dev-x", user, dtok, false), 0);
+    assert_int_equal(hc_subscribe(&d.c, "$iothub/methods/POST/#", 0), 0);
+    assert_int_equal(hc_subscribe(&d.c, "$iothub/twin/PATCH/properties/desired/#", 0), 0);
+
+    /* 200: accepted, answered once the device replied; its reply is passed on. */
+    uint64_t sent = portal_metrics(q)->commands_sent;
+    r = dev_call(&d, qp, path, auth, 200, "{\"status\":\"ok\",\"mode\":5}");
+    EXPECT(r, 200);
+    assert_string_equal(d.body, "{\"id\":506}");
+    j = json_of(&r);
+    assert_int_equal(item(j, "CommandId")->valueint, 506);
+    assert_string_equal(item(item(j, "Reply"), "status")->valuestring, "ok");
+    cJSON_Delete(j);
+    resp_free(&r);
+    assert_int_equal(portal_metrics(q)->commands_sent, sent + 1);
+    /* 409 and 400 from the charger: the same status with its message. */
+    snprintf(path, sizeof path, "/api/chargers/%s/SendCommand/507", cid);
+    r = dev_call(&d, qp, path, auth, 409,
+                 "{\"status\":\"invalid_state\",\"error\":\"not paused\"}");
+    EXPECT(r, 409);
+    assert_string_equal(d.body, "{\"id\":507}");
+    j = json_of(&r);
+    assert_non_null(strstr(item(j, "Message")->valuestring, "not paused"));
+    cJSON_Delete(j);
+    resp_free(&r);
+    r = dev_call(&d, qp, path, auth, 400, "{\"status\":\"bad_request\"}");
+    EXPECT(r, 400);
+    assert_non_null(strstr(r.body, "bad_request"));
+    resp_free(&r);
+    /* Anything else from the charger: 502 with its status as Code. */
+    r = dev_call(&d, qp, path, auth, 500, "{}");
+    EXPECT(r, 502);
+    j = json_of(&r);
+    assert_int_equal(item(j, "Code")->valueint, 500);
+    cJSON_Delete(j);
+    resp_free(&r);
+    /* No answer within command_timeout_ms: 504. */
+    uint64_t t0 = h_now_ms();
+    r = dev_call(&d, qp, path, auth, 0, NULL);
+    EXPECT(r, 504);
+    assert_true(d.got);
+    assert_true(h_now_ms() - t0 >= 1400);
+    j = json_of(&r);
+    assert_true(cJSON_IsString(item(j, "Message")));
+    cJSON_Delete(j);
+    resp_free(&r);
+
+    /* Settings: stored and merged into the twin; the device sees the names given. */
+    snprintf(path, sizeof path, "/api/chargers/%s/update", cid);
+    r = call_ex(qp, NULL, "POST", path, auth, "application/json",
+                "{\"maxChargeCurrent\":16,\"meterValueInterval\":30}");
+    EXPECT(r, 200);
+    j = json_of(&r);
+    assert_true(cJSON_IsTrue(item(j, "Pushed")));
+    cJSON_Delete(j);
+    resp_free(&r);
+    struct hc_msg m;
+    bool seen = false;
+    end = h_now_ms() + 10000;
+    while (!seen && h_now_ms() < end) {
+        assert_int_equal(lade_loop_run_once(loop, 5), LADE_OK);
+        if (hc_recv_topic(&d.c, "$iothub/twin/PATCH/properties/desired/", &m, 5) == 1)
+            seen = strstr(m.payload, "\"maxChargeCurrent\":16") &&
+                   strstr(m.payload, "\"meterValueInterval\":30");
+    }
+    assert_true(seen);
+
+    /* The portal stops while a command waits for the device: the waiting request is answered
+     * (or its connection closed) and nothing leaks. */
+    snprintf(path, sizeof path, "/api/chargers/%s/sendCommand/102", cid);
+    d.status = 0;
+    d.reply = NULL;
+    d.got = false;
+    struct resp late = {0};
+    {
+        CURL *e = curl_easy_init();
+        char url[600], ah[200];
+        snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)qp, path);
+        snprintf(ah, sizeof ah, "Authorization: %s", auth);
+        struct curl_slist *h = curl_slist_append(NULL, ah);
+        struct buf bb = {&late.body, &late.len};
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_bytes);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &bb);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+        assert_int_equal(curl_multi_add_handle(multi, e), CURLM_OK);
+        int running = 1;
+        end = h_now_ms() + 15000;
+        while (running && h_now_ms() < end) {
+            assert_int_equal(curl_multi_perform(multi, &running), CURLM_OK);
+            if (q)
+                assert_int_equal(lade_loop_run_once(loop, 1), LADE_OK);
+            assert_int_equal(curl_multi_poll(multi, NULL, 0, 1, NULL), CURLM_OK);
+            dev_tick(&d);
+            if (q && d.got) {
+                lade_portal_free(q);
+                q = NULL;
+            }
+        }
+        assert_false(running);
+        assert_null(q);
+        int left;
+        while (curl_multi_info_read(multi, &left))
+            ;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &late.status);
+        curl_multi_remove_handle(multi, e);
+        curl_easy_cleanup(e);
+        curl_slist_free_all(h);
+    }
+    /* Either the answer made it out (500 Code 520: the hub link went down) or the connection
+     * was closed with the server. */
+    assert_true(late.status == 0 || late.status == 500 || late.status == 503);
+    free(late.body);
+    hc_close(&d.c);
+    h_hub_stop(&hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1587,6 +1848,7 @@ int main(void)
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_commands_via_hub),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
