@@ -59,7 +59,6 @@
 #define WWW_AUTH       "WWW-Authenticate: Bearer realm=\"lade\""
 #define WWW_AUTH_BAD   "WWW-Authenticate: Bearer realm=\"lade\", error=\"invalid_token\""
 #define STATIC_HEADERS "Content-Security-Policy: default-src 'self'\r\nCache-Control: no-cache"
-#define NOT_CHANGED    "Not changed: "
 
 /* A sendCommand request waiting for the charger's reply. */
 struct api_cmd {
@@ -86,7 +85,6 @@ struct ctx {
     struct lade_store *st;
     struct lade_http_req *req;
     const char *arg[2]; /* the path's "*" segments, as sent */
-    bool mutating;      /* POST/DELETE: 400 messages start with "Not changed: " */
     int64_t user_id;
     uint32_t roles; /* the user's global roles */
 };
@@ -142,12 +140,7 @@ static void vmessage(struct ctx *c, unsigned status, const char *headers, bool h
                      const char *field, const char *fmt, va_list ap)
 {
     char text[512];
-    size_t off = 0;
-    if (status == 400 && c->mutating) {
-        snprintf(text, sizeof text, "%s", NOT_CHANGED);
-        off = strlen(text);
-    }
-    vsnprintf(text + off, sizeof text - off, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     cJSON *o = cJSON_CreateObject();
     if (o) {
         cJSON_AddStringToObject(o, "Message", text);
@@ -2955,7 +2948,6 @@ void portal_api_handle(void *ud, struct lade_http_req *req)
     struct ctx c = {.api = api, .p = api->p, .st = portal_store(api->p), .req = req};
     const char *method = lade_http_method(req);
     bool head = strcmp(method, "HEAD") == 0;
-    c.mutating = strcmp(method, "GET") != 0 && !head;
     char buf[PATH_LEN_MAX], low[PATH_LEN_MAX];
     const char *seg[PATH_SEGS_MAX], *lseg[PATH_SEGS_MAX];
     size_t n = 0;
