@@ -892,9 +892,12 @@ static void h_static(struct ctx *c)
         message(c, 404, "web file not found");
         return;
     }
-    char *buf = malloc(WEB_FILE_MAX);
-    size_t n = buf ? fread(buf, 1, WEB_FILE_MAX, f) : 0;
-    bool err = !buf || ferror(f) || !feof(f);
+    /* Sized from the file (one byte more, to see the end), never above WEB_FILE_MAX. */
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    bool err = size < 0 || (unsigned long)size > WEB_FILE_MAX || fseek(f, 0, SEEK_SET) != 0;
+    char *buf = err ? NULL : malloc((size_t)size + 1);
+    size_t n = buf ? fread(buf, 1, (size_t)size + 1, f) : 0;
+    err = err || !buf || ferror(f) || !feof(f);
     fclose(f);
     if (err) {
         free(buf);
