@@ -1,32 +1,42 @@
 #!/usr/bin/env bash
-# make demo: a local lade system — Mosquitto with lade's hub plugin and several chargers.
+# make demo: a whole local lade system — Mosquitto with lade's hub plugin, the portal
+# (lade-cloud: balancing, REST API, web page) and a site of simulated chargers whose cars arrive
+# and leave, on a 40 A main fuse with two circuits, so balancing is visible in the browser.
 #
-#   LADE_DEMO_DIR      runtime files (configs, registry, logs, CA)   default build/demo
-#   LADE_HUB_PORT      hub port on 127.0.0.1                          default 8883
-#   LADE_DEMO_CHARGERS number of chargers provisioned on first run    default 3
-#   LADE_BUILD         build directory with the binaries              default build/release
+#   LADE_DEMO_DIR      runtime files (configs, registry, store, logs, CA)  default build/demo
+#   LADE_HUB_PORT      hub port on 127.0.0.1                               default 8883
+#   LADE_PORTAL_PORT   portal (web page + API) port on 127.0.0.1           default 8080
+#   LADE_DEMO_PASSWORD the portal's admin password                         default: random, printed
+#   LADE_DEMO_CHARGERS number of chargers (more are provisioned if needed) default 8
+#   LADE_BUILD         build directory with the binaries                   default build/release
 #   LADE_HUB_ENV       extra environment for mosquitto (the tests preload sanitizer runtimes)
-#   --check            exit 0 as soon as every charger is online (used by the tests)
+#   --check            exit 0 once the site is balanced and the API story passed (tests)
 #
 # The CA the chargers trust is $LADE_DEMO_DIR/ca.pem, so any MQTT client can talk to the hub,
-# e.g. as the portal's service identity (see README.md, "Talk to the demo hub"):
+# e.g. as the operator's service identity (see README.md, "Talk to the demo hub"):
 #   TOKEN=$(build/release/lade-factory token --registry build/demo/registry.db \
-#           --name portal --hub-host localhost --ttl 600)
-#   mosquitto_sub --cafile build/demo/ca.pem -h localhost -p 8883 -V mqttv311 -i svc:portal \
-#     -u svc:portal -P "$TOKEN" -t 'devices/+/messages/events/#' -t '$lade/svc/#' -v
+#           --name operator --hub-host localhost --ttl 600)
+#   mosquitto_sub --cafile build/demo/ca.pem -h localhost -p 8883 -V mqttv311 -i svc:operator \
+#     -u svc:operator -P "$TOKEN" -t 'devices/+/messages/events/#' -t '$lade/svc/#' -v
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 dir=${LADE_DEMO_DIR:-build/demo}
 port=${LADE_HUB_PORT:-8883}
-count=${LADE_DEMO_CHARGERS:-3}
+count=${LADE_DEMO_CHARGERS:-8}
+pport=${LADE_PORTAL_PORT:-8080}
+password=${LADE_DEMO_PASSWORD:-}
+if [ -z "$password" ]; then
+  password=$(openssl rand -base64 18 | tr -d '/+=' | cut -c1-16)
+fi
 build=${LADE_BUILD:-build/release}
 check=0
 [ "${1:-}" = "--check" ] && check=1
 host=localhost
 
-for bin in "$build/lade-factory" "$build/lade-charger" "$build/lade_hub.so" "$build/lade-cmd"; do
+for bin in "$build/lade-factory" "$build/lade-charger" "$build/lade_hub.so" "$build/lade-cmd" \
+  "$build/lade-cloud"; do
   [ -e "$bin" ] || { echo "demo: $bin is missing; run 'make' first" >&2; exit 1; }
 done
 mkdir -p "$dir"
@@ -40,9 +50,10 @@ scripts/gen-certs.sh server "$dir/hub" "$dir" "$host"
 # Names the chargers resolve (the DNS stub comes later; this is the factory hosts file).
 printf '127.0.0.1 %s\n' "$host" >"$dir/hosts"
 
-# Chargers, provisioned once into the registry the hub reads.
-if [ -z "$(ls -A "$dir/chargers" 2>/dev/null)" ]; then
-  "$build/lade-factory" create --registry "$dir/registry.db" --prefix LDE --count "$count" \
+# Chargers, provisioned into the registry the hub reads (more when LADE_DEMO_CHARGERS grows).
+have=$(ls "$dir/chargers" | wc -l)
+if [ "$have" -lt "$count" ]; then
+  "$build/lade-factory" create --registry "$dir/registry.db" --prefix LDE --count "$((count - have))" \
     --hub-host "$host" --hub-port "$port" --ca "$dir/ca.pem" --out "$dir/chargers" \
     --hosts-file "$dir/hosts" --ntp-host ntp.lade.local --fallback-dns 127.0.0.1 \
     --firmware-hosts fw1.lade.local,fw2.lade.local,fw3.lade.local --evse sim >/dev/null
@@ -54,8 +65,8 @@ for svc in portal operator; do
       --hub-host "$host" --out "$dir/$svc.conf" >/dev/null
   fi
 done
-ids=$(ls "$dir/chargers")
-cars=(3p22kw 3p11kw 1p16a)
+ids=$(ls "$dir/chargers" | head -n "$count")
+cars=(3p22kw 3p11kw 1p16a 3p22kw 1p16a 3p11kw 3p22kw 1p16a)
 n=0
 for id in $ids; do
   # Hub port may change between runs (LADE_HUB_PORT): it is a factory setting, rewrite it.
@@ -63,27 +74,52 @@ for id in $ids; do
   # Demo dirs made before the simulator existed: give them the simulated board.
   grep -q '^evse = ' "$dir/chargers/$id/factory.conf" ||
     echo "evse = sim" >>"$dir/chargers/$id/factory.conf"
-  # Each charger gets a different simulated car that plugs in for 90 simulated minutes, leaves
-  # for 30, and comes back; the simulated clock runs 60x (one cycle every two real minutes).
+  # Each charger gets a simulated car (mixed 1- and 3-phase) that stays plugged in for a while,
+  # leaves, and comes back; the simulated clock runs 60x, and each car has its own rhythm, so
+  # cars arrive and leave every minute or so and the balancer re-shares the 40 A.
   [ -f "$dir/chargers/$id/user.conf" ] || cat >"$dir/chargers/$id/user.conf" <<CONF
 # Installer/user settings (factory settings cannot be changed here).
 log_level = info
-telemetry_interval_s = 60
-report_min_interval_s = 5
+telemetry_interval_s = 30
+report_min_interval_s = 2
 keepalive_s = 60
 token_ttl_s = 3600
 state_dir = $dir/chargers/$id/state
 max_current_a = 32
 offline_current_a = 6
+offline_phases = 1
 free_mode = 1
-sim_car = ${cars[$((n % 3))]}
-sim_soc = $((20 + 15 * (n % 3)))
-sim_plug_s = 5400
-sim_unplug_s = 1800
+sim_car = ${cars[$((n % 8))]}
+sim_soc = $((15 + 9 * (n % 7)))
+sim_plug_s = $((3000 + 900 * (n % 5)))
+sim_unplug_s = $((600 + 420 * (n % 4)))
 sim_time_scale = 60
 CONF
   n=$((n + 1))
 done
+
+# The site: a 40 A main fuse, circuit "Garage" (32 A) with the first half of the chargers and
+# circuit "Street" (fuse 32 A, limited to 25 A) with the rest; phase rotation cycles
+# L1L2L3 / L2L3L1 / L3L1L2 so the 1-phase cars spread over the supply phases. Written on every
+# run; the portal commissions it once (an installation of that name is kept as it is).
+rotations=(L1L2L3 L2L3L1 L3L1L2)
+half=$(((count + 1) / 2))
+{
+  echo '{"Name":"Demo site","NetworkType":4,"Fuse":40,"Available":40,'
+  echo ' "Circuits":[{"Name":"Garage","Fuse":32},{"Name":"Street","Fuse":32,"Limit":25}],'
+  echo ' "Chargers":['
+  n=0
+  for id in $ids; do
+    circuit=Garage
+    [ "$n" -ge "$half" ] && circuit=Street
+    sep=,
+    [ "$n" -eq $((count - 1)) ] && sep=
+    printf '  {"DeviceId":"%s","Name":"Bay %d","Circuit":"%s","Rotation":"%s","MaxCurrent":32,"OfflineCurrent":6,"OfflinePhases":1}%s\n' \
+      "$id" $((n + 1)) "$circuit" "${rotations[$((n % 3))]}" "$sep"
+    n=$((n + 1))
+  done
+  echo ' ]}'
+} >"$dir/site.json"
 
 cat >"$dir/hub/mosquitto.conf" <<CONF
 # lade demo hub: Mosquitto + lade hub plugin (generated by scripts/demo.sh)
@@ -130,6 +166,25 @@ done
 (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null || { echo "demo: hub did not start:" >&2; cat "$dir/logs/hub.log" >&2; exit 1; }
 echo "demo: hub listening on 127.0.0.1:$port (log $dir/logs/hub.log)"
 
+if (exec 3<>/dev/tcp/127.0.0.1/"$pport") 2>/dev/null; then
+  echo "demo: port $pport is already in use; set LADE_PORTAL_PORT" >&2
+  exit 1
+fi
+# The portal: the chargers' keep-alive is 60 s, so their link-loss deadline is 60 × 1.5 + 10 s.
+LADE_ADMIN_PASSWORD=$password "$build/lade-cloud" --db "$dir/portal.db" --port "$pport" \
+  --service "$dir/portal.conf" --ca "$dir/ca.pem" --hosts-file "$dir/hosts" --hub-port "$port" \
+  --site "$dir/site.json" --admin admin --deadline-s 100 >"$dir/logs/portal.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do
+  grep -q '^lade-cloud: listening' "$dir/logs/portal.log" 2>/dev/null && break
+  kill -0 "${pids[-1]}" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q '^lade-cloud: listening' "$dir/logs/portal.log" ||
+  { echo "demo: the portal did not start:" >&2; cat "$dir/logs/portal.log" >&2; exit 1; }
+url="http://127.0.0.1:$pport/"
+echo "demo: portal listening on $url (log $dir/logs/portal.log)"
+
 for id in $ids; do
   rm -f "$dir/chargers/$id/status.json"
   "$build/lade-charger" --factory "$dir/chargers/$id/factory.conf" \
@@ -164,9 +219,21 @@ cmd() {
     --hosts-file "$dir/hosts" "$@"
 }
 
-# wait_state ID STATE: until the charger's status shows that charging state (10 s).
+# api METHOD PATH [JSON]: the portal's REST API as the admin (prints the body; fails on >= 400).
+token=""
+api() {
+  local out code
+  out=$(curl -sS --noproxy '*' -X "$1" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' ${3:+--data "$3"} -w '\n%{http_code}' \
+    "http://127.0.0.1:$pport$2") || return 1
+  code=${out##*$'\n'}
+  echo "${out%$'\n'*}"
+  [ "$code" -lt 400 ] || { echo "demo: $1 $2: HTTP $code" >&2; return 1; }
+}
+
+# wait_state ID STATE: until the charger's status shows that charging state (20 s).
 wait_state() {
-  for _ in $(seq 100); do
+  for _ in $(seq 200); do
     [ "$(field "$dir/chargers/$1/status.json" state)" = "$2" ] && return 0
     sleep 0.1
   done
@@ -174,39 +241,33 @@ wait_state() {
   return 1
 }
 
-# wait_offer ID AMPS: until the charger offers that current (10 s).
-wait_offer() {
-  for _ in $(seq 100); do
-    [ "$(field "$dir/chargers/$1/status.json" offer_ma)" = "$(($2 * 1000))" ] && return 0
-    sleep 0.1
-  done
-  echo "demo: $1 does not offer $2 A" >&2
-  return 1
-}
-
-# The operator's story: every car charging at 16 A, one paused and resumed on command.
+# What a reference-API client does (README, "The portal's API"): log in, list installations
+# and chargers, read state, pause and resume a charger.
 story() {
-  local first second
-  first=$(echo "$ids" | head -1)
-  second=$(echo "$ids" | sed -n 2p)
-  [ -n "$second" ] || second=$first
-  echo "demo: portal sets 16 A on 3 phases for every charger"
-  for id in $ids; do
-    cmd call "$id" setCurrent '{"current":16,"phases":3}' >/dev/null 2>&1 || return 1
+  local inst charger dev
+  token=$(curl -sS --noproxy '*' -X POST --data-urlencode grant_type=password \
+    --data-urlencode username=admin --data-urlencode "password=$password" \
+    "http://127.0.0.1:$pport/oauth/token" | jq -r .access_token) || return 1
+  [ -n "$token" ] && [ "$token" != null ] || { echo "demo: login failed" >&2; return 1; }
+  inst=$(api GET /api/installation | jq -r '.Data[0].Id') || return 1
+  echo "demo: API: installation $(api GET "/api/installation/$inst" | jq -c '{Name,MaxCurrent,AvailableCurrent}')"
+  # A charger whose car is charging now.
+  for _ in $(seq 300); do
+    charger=$(api GET /api/chargers | jq -r '[.Data[] | select(.OperatingMode == 3)][0].Id // empty')
+    [ -n "$charger" ] && break
+    sleep 0.2
   done
-  for id in $ids; do wait_offer "$id" 16 || return 1; done
-  show
-  echo "demo: operator pauses $second (StopChargingFinal, 506)"
-  cmd command "$second" 506 || return 1
-  wait_state "$second" finished || return 1
-  show
-  echo "demo: operator resumes $second (ResumeCharging, 507)"
-  cmd command "$second" 507 || return 1
-  wait_offer "$second" 16 || return 1
-  echo "demo: a second resume is refused, and the state stays as it was:"
-  if cmd command "$second" 507; then return 1; fi
-  wait_state "$second" charging || return 1
-  show
+  [ -n "$charger" ] || { echo "demo: no charger is charging" >&2; return 1; }
+  dev=$(api GET "/api/chargers/$charger" | jq -r .DeviceId)
+  echo "demo: API: $dev state: $(api GET "/api/chargers/$charger/state" |
+    jq -c '[.[] | select(.StateId == 710 or .StateId == 708 or .StateId == 507)] | map({(.StateId|tostring): .ValueAsString}) | add')"
+  echo "demo: API: pause $dev (sendCommand 506)"
+  api POST "/api/chargers/$charger/sendCommand/506" >/dev/null || return 1
+  wait_state "$dev" finished || return 1
+  echo "demo: API: resume $dev (sendCommand 507)"
+  api POST "/api/chargers/$charger/sendCommand/507" >/dev/null || return 1
+  wait_state "$dev" charging || return 1
+  echo "demo: API story done"
 }
 
 online() {
@@ -223,12 +284,15 @@ else
 fi
 show
 if online; then
-  story || { echo "demo: the operator's story failed" >&2; [ "$check" = 1 ] && exit 1; }
+  story || { echo "demo: the API story failed" >&2; [ "$check" = 1 ] && exit 1; }
 fi
 if [ "$check" = 1 ]; then
+  show
   online
   exit $?
 fi
+echo
+echo "demo: open $url and log in as admin with password: $password"
 echo "demo: CA for MQTT clients: $dir/ca.pem; Ctrl-C stops everything"
 while true; do
   sleep 10 &

@@ -250,6 +250,8 @@ struct lade_charging {
     bool pending_session_start; /* a session starts on the next step */
     uint32_t events;            /* raised by commands, delivered by the next step */
     bool started;
+    uint64_t offer_since_ms; /* when the current offer began (0 → > 0) */
+    bool car_asked;          /* the car asked (state C/D) since the offer began */
 };
 
 /* LADE_ERR_CONFIG when lade_charging_config_check() fails. */

@@ -209,8 +209,13 @@ static bool car_present(enum lade_cp_state cp)
     return cp == LADE_CP_B || cp == LADE_CP_C || cp == LADE_CP_D;
 }
 
+/* A car offered current takes a moment to ask for it (IEC 61851: state B → C); until it has
+ * had this long, a car that does not ask yet is "requesting", not "finished" — else a car the
+ * portal paused and offers current again would look full and lose its share. */
+#define CAR_START_MS 10000
+
 static enum lade_operation_mode mode_of(const struct lade_charging *cs,
-                                        const struct lade_charging_inputs *in)
+                                        const struct lade_charging_inputs *in, uint64_t now_ms)
 {
     switch (cs->state) {
     case LADE_CHG_DISCONNECTED:
@@ -221,7 +226,12 @@ static enum lade_operation_mode mode_of(const struct lade_charging *cs,
     case LADE_CHG_CHARGING:
         if (in->cp == LADE_CP_C || in->cp == LADE_CP_D)
             return LADE_MODE_CONNECTED_CHARGING;
-        /* offered but the car does not ask: full once it has taken energy, else about to */
+        /* Offered but the car does not ask: it stopped asking under this offer (full or
+         * paused by the car), or it had its time to start and has taken energy before. */
+        if (cs->car_asked)
+            return LADE_MODE_CONNECTED_FINISHED;
+        if (now_ms - cs->offer_since_ms < CAR_START_MS)
+            return LADE_MODE_CONNECTED_REQUESTING;
         return in->meter.energy_wh > cs->session_start_wh || cs->session.peak_power_w > 0
                    ? LADE_MODE_CONNECTED_FINISHED
                    : LADE_MODE_CONNECTED_REQUESTING;
@@ -344,6 +354,12 @@ void lade_charging_step(struct lade_charging *cs, uint64_t now_ms, int64_t wall_
         cs->phases = phases;
     if (offer_ma < cs->offer_ma)
         cs->overdraw_active = false; /* the car gets the full time to follow a decrease */
+    if (offer_ma > 0 && cs->offer_ma == 0) {
+        cs->offer_since_ms = now_ms;
+        cs->car_asked = false;
+    }
+    if (offer_ma > 0 && (in->cp == LADE_CP_C || in->cp == LADE_CP_D))
+        cs->car_asked = true;
     cs->offer_ma = offer_ma;
     cs->contactor_closed = close;
 
@@ -351,7 +367,7 @@ void lade_charging_step(struct lade_charging *cs, uint64_t now_ms, int64_t wall_
     out->offer_ma = offer_ma;
     out->contactor_closed = close;
     out->phases = cs->phases;
-    out->mode = mode_of(cs, in);
+    out->mode = mode_of(cs, in, now_ms);
     out->final_stop = cs->final_stop;
     out->allocated_ma = allocated_ma > 0 ? allocated_ma : 0;
     out->offline = cs->offline;

@@ -687,8 +687,10 @@ static void sp_reply(void *ud, const struct lade_svc_result *r)
     uint64_t now = lade_mono_ms();
     if (r->err == LADE_OK && r->status == 200 && !r->hub_made) {
         p->m.setpoints_acked++;
-        if (same)
-            (void)!lade_balancer_ack(s->bal, c->idx, k->seq, now);
+        if (same) {
+            lade_err e = lade_balancer_ack(s->bal, c->idx, k->seq, now);
+            LOG_D(MOD, "%s: setpoint %u confirmed (%s)", r->device, k->seq, lade_strerror(e));
+        }
         if (lade_store_setpoint_confirm(p->store, k->sp_id, portal_wall_ms()) != LADE_OK)
             p->m.store_errors++;
     } else if (r->err == LADE_OK &&
@@ -923,6 +925,9 @@ static void ingest_state(struct lade_portal *p, struct pchg *c, const struct lad
                 p->m.store_errors++;
         }
     }
+    LOG_D(MOD, "%s: mode %d%s final %d drawn %d/%d/%d mA%s", c->sc.device_id, c->mode,
+          mode ? " (new)" : "", c->final_stop, c->drawn_ma[0], c->drawn_ma[1], c->drawn_ma[2],
+          drawn ? " (new)" : "");
     if (!c->site)
         return;
     struct lade_balancer *b = c->site->bal;
@@ -1407,24 +1412,25 @@ static void housekeeping_cb(struct lade_loop *loop, struct lade_timer *t, void *
 
 /* ---- life ---- */
 
-static lade_err svc_setup(struct lade_portal *p, char *why, size_t why_cap)
+static lade_err svc_setup(struct lade_portal *p, const struct lade_portal_opts *o, char *why,
+                          size_t why_cap)
 {
     struct lade_svc_file f;
     char reason[160] = "";
-    lade_err err = lade_svc_file_load(p->o.svc_file, &f, reason, sizeof reason);
+    lade_err err = lade_svc_file_load(o->svc_file, &f, reason, sizeof reason);
     if (err != LADE_OK) {
-        why_set(why, why_cap, "service file %s: %s", p->o.svc_file,
+        why_set(why, why_cap, "service file %s: %s", o->svc_file,
                 reason[0] ? reason : lade_strerror(err));
         return err == LADE_ERR_NOT_FOUND || err == LADE_ERR_IO ? LADE_ERR_CONFIG : err;
     }
     struct lade_svc_opts so = {
         .loop = p->loop,
         .hub_host = f.hub_host,
-        .port = p->o.hub_port ? p->o.hub_port
-                : f.hub_port  ? f.hub_port
-                              : 8883,
-        .ca_file = p->o.ca_file,
-        .hosts_file = p->o.hosts_file,
+        .port = o->hub_port  ? o->hub_port
+                : f.hub_port ? f.hub_port
+                             : 8883,
+        .ca_file = o->ca_file,
+        .hosts_file = o->hosts_file,
         .service_name = f.name,
         .key = f.key,
         .key_len = f.key_len,
@@ -1441,7 +1447,7 @@ static lade_err svc_setup(struct lade_portal *p, char *why, size_t why_cap)
     }
     if ((err = lade_svc_subscribe_events(p->svc, true)) != LADE_OK ||
         (err = lade_svc_start(p->svc)) != LADE_OK) {
-        why_set(why, why_cap, "hub link: %s", lade_strerror(err));
+        why_set(why, why_cap, "hub link: cannot start: %s", lade_strerror(err));
         return err;
     }
     return LADE_OK;
@@ -1582,13 +1588,8 @@ lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts
                 (unsigned)o->port, lade_strerror(err));
         goto fail;
     }
-    if (o->svc_file) {
-        p->o.svc_file = o->svc_file; /* svc_setup reads it */
-        err = svc_setup(p, why, why_cap);
-        p->o.svc_file = NULL;
-        if (err != LADE_OK)
-            goto fail;
-    }
+    if (o->svc_file && (err = svc_setup(p, o, why, why_cap)) != LADE_OK)
+        goto fail;
     (void)!lade_timer_arm_in(p->loop, &p->housekeeping, 1000);
     LOG_I(MOD, "portal on http://%s:%u (%zu installations, %zu chargers, store %s)",
           p->bind_addr ? p->bind_addr : "127.0.0.1", (unsigned)lade_http_port(p->http), p->n_sites,

@@ -1,31 +1,39 @@
 #!/usr/bin/env bash
-# e2e: `make demo`'s script brings up the hub and its chargers, all online, and stops cleanly.
+# e2e: `make demo`'s script brings up the hub, the portal and its chargers, all online and
+# balanced, runs a reference-API client's story against the portal, and stops cleanly.
 # Runs against the build under test (ASan build in `make check`), on a free loopback port.
 set -euo pipefail
 : "${LADE_BUILD_DIR:?}" "${LADE_SOURCE_DIR:?}"
 dir=$(mktemp -d /tmp/lade-demo-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-       shuf -i 20000-60000 -n 1)
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+    shuf -i 20000-60000 -n 1
+}
+port=$(free_port)
+pport=$(free_port)
 hub_env=""
 if [ "${LADE_SANITIZE:-0}" = 1 ]; then
   cc=${LADE_CC:-cc}
   hub_env="LD_PRELOAD=$($cc -print-file-name=libasan.so):$($cc -print-file-name=libubsan.so) ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
 fi
 cd "$LADE_SOURCE_DIR"
-LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_BUILD=$LADE_BUILD_DIR LADE_DEMO_CHARGERS=3 \
-  LADE_HUB_ENV="$hub_env" scripts/demo.sh --check >"$dir/out.txt" 2>&1 || {
+LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_PORTAL_PORT=$pport LADE_BUILD=$LADE_BUILD_DIR \
+  LADE_DEMO_CHARGERS=4 LADE_DEMO_PASSWORD=demo-test-pw LADE_HUB_ENV="$hub_env" scripts/demo.sh --check >"$dir/out.txt" 2>&1 || {
   cat "$dir/out.txt"; tail -20 "$dir"/logs/*.log; exit 1; }
 cat "$dir/out.txt"
-# Three chargers provisioned, all online, the CA where the README says, a service identity.
-[ "$(ls "$dir/chargers" | wc -l)" -eq 3 ]
+# Four chargers provisioned, all online, the portal up with the site commissioned from the
+# site file, the reference-API story done (login, installation, chargers, state, pause, resume).
+[ "$(ls "$dir/chargers" | wc -l)" -eq 4 ]
 [ "$(grep -c '^demo: all chargers online' "$dir/out.txt")" -eq 1 ]
-# The operator's story ran: every car charging, one paused (finished) and resumed, and the
-# second resume refused with 409 while the charger kept charging.
-grep -q '^demo: operator pauses' "$dir/out.txt"
-grep -Eq ' online +finished ' "$dir/out.txt"
-grep -q '^status 409' "$dir/out.txt"
-[ "$(sed -n '/a second resume is refused/,$p' "$dir/out.txt" | grep -c ' online  *charging  *16 ')" -eq 3 ]
+grep -q "^demo: portal listening on http://127.0.0.1:$pport/" "$dir/out.txt"
+grep -q '^demo: API: installation {"Name":"Demo site","MaxCurrent":40' "$dir/out.txt"
+grep -q '^demo: API: pause ' "$dir/out.txt"
+grep -q '^demo: API: resume ' "$dir/out.txt"
+grep -q '^demo: API story done' "$dir/out.txt"
+grep -q 'installation "Demo site" created from' "$dir/logs/portal.log"
+# The portal balanced: every charger got a setpoint from it.
+for s in "$dir"/chargers/*/status.json; do grep -q '"commands_ok":[1-9]' "$s"; done
 [ -s "$dir/ca.pem" ] && [ -s "$dir/portal.conf" ]
 # Factory files hold the device key: owner-only.
 for f in "$dir"/chargers/*/factory.conf; do [ "$(stat -c %a "$f")" = 600 ]; done
@@ -33,7 +41,9 @@ for f in "$dir"/chargers/*/factory.conf; do [ "$(stat -c %a "$f")" = 600 ]; done
 for _ in $(seq 50); do pgrep -f "$dir" >/dev/null || break; sleep 0.1; done
 if pgrep -f "$dir" >/dev/null; then echo "processes left running" >&2; pgrep -af "$dir"; exit 1; fi
 # A second run reuses the CA and identities (made once) and comes up again.
-LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_BUILD=$LADE_BUILD_DIR \
-  LADE_HUB_ENV="$hub_env" scripts/demo.sh --check >"$dir/out2.txt" 2>&1 || { cat "$dir/out2.txt"; exit 1; }
-[ "$(ls "$dir/chargers" | wc -l)" -eq 3 ]
+LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_PORTAL_PORT=$pport LADE_BUILD=$LADE_BUILD_DIR \
+  LADE_DEMO_CHARGERS=4 LADE_DEMO_PASSWORD=demo-test-pw LADE_HUB_ENV="$hub_env" \
+  scripts/demo.sh --check >"$dir/out2.txt" 2>&1 || { cat "$dir/out2.txt"; tail -20 "$dir"/logs/*.log; exit 1; }
+[ "$(ls "$dir/chargers" | wc -l)" -eq 4 ]
+grep -q 'installation "Demo site" exists' "$dir/logs/portal.log"
 echo "demo e2e: ok"
