@@ -385,8 +385,11 @@ void lade_http_reply(struct lade_http_req *r, unsigned status, const char *conte
     if (r->resp) {
         MHD_add_response_header(r->resp, "Content-Type",
                                 content_type ? content_type : "application/octet-stream");
-        MHD_add_response_header(r->resp, "Cache-Control", "no-store");
-        MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
+        /* Defaults, unless the caller gives its own (the web page's files: no-cache). */
+        if (!extra_headers || !strcasestr(extra_headers, "Cache-Control:"))
+            MHD_add_response_header(r->resp, "Cache-Control", "no-store");
+        if (!extra_headers || !strcasestr(extra_headers, "X-Content-Type-Options:"))
+            MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
         add_headers(r->resp, extra_headers);
     }
     if (r->suspended) {

@@ -54,8 +54,11 @@ struct pchg {
     int32_t power_w;
     int64_t energy_wh;
     bool has_alloc;
-    int32_t alloc_ma;       /* 708: what the charger says it was allocated */
-    int32_t rep_offline_ma; /* 523: the offline current it reports; -1 unknown */
+    int32_t alloc_ma;            /* 708: what the charger says it was allocated */
+    int32_t rep_offline_ma;      /* 523: the offline current it reports; -1 unknown */
+    int32_t rep_max_ma;          /* 510: its max current in force; -1 unknown */
+    int rep_offline_ph;          /* 522: its offline phases; -1 unknown */
+    uint64_t settings_pushed_ms; /* last time the stored settings were pushed to its twin */
     int64_t last_sample_s;
     char firmware[LADE_OBS_STR_MAX + 1];
 };
@@ -209,6 +212,8 @@ uint16_t lade_portal_port(const struct lade_portal *p)
 
 static struct pchg *chg_by_id(struct lade_portal *p, int64_t id)
 {
+    if (id <= 0)
+        return NULL;
     for (size_t i = 0; i < p->n_chg; i++)
         if (p->chg[i]->sc.id == id)
             return p->chg[i];
@@ -217,6 +222,8 @@ static struct pchg *chg_by_id(struct lade_portal *p, int64_t id)
 
 static struct pchg *chg_by_device(struct lade_portal *p, const char *dev)
 {
+    if (!dev || !*dev)
+        return NULL;
     for (size_t i = 0; i < p->n_chg; i++)
         if (strcmp(p->chg[i]->sc.device_id, dev) == 0)
             return p->chg[i];
@@ -237,9 +244,27 @@ static struct pchg *chg_add(struct lade_portal *p, const struct lade_store_charg
     if (!c)
         return NULL;
     c->sc = *sc;
-    c->rep_offline_ma = -1;
+    c->rep_offline_ma = c->rep_max_ma = -1;
+    c->rep_offline_ph = -1;
     p->chg[p->n_chg++] = c;
     return c;
+}
+
+/* Re-reads a charger's configuration from the store. A charger removed from the store keeps its
+ * entry but can no longer be found by id or device (if the device connects again, it comes
+ * back as a new, unassigned charger). */
+static void chg_refresh(struct lade_portal *p, struct pchg *c)
+{
+    struct lade_store_charger sc;
+    lade_err err = lade_store_charger_get(p->store, c->sc.id, &sc);
+    if (err == LADE_OK) {
+        c->sc = sc;
+    } else if (err == LADE_ERR_NOT_FOUND) {
+        c->sc.id = 0;
+        c->sc.device_id[0] = 0;
+        c->sc.installation_id = 0;
+        c->online = false;
+    }
 }
 
 bool portal_charger_online(struct lade_portal *p, int64_t charger_id)
@@ -593,8 +618,13 @@ lade_err portal_reload(struct lade_portal *p, int64_t installation_id, char *why
 {
     if (!p || installation_id < 0)
         return LADE_ERR_INVAL;
-    if (installation_id == 0)
+    if (installation_id == 0) {
+        /* Unassigned chargers: refresh them (a renamed or removed one). */
+        for (size_t i = 0; i < p->n_chg; i++)
+            if (!p->chg[i]->site)
+                chg_refresh(p, p->chg[i]);
         return LADE_OK;
+    }
     struct site *old = site_by_inst(p, installation_id);
     struct lade_store_installation in;
     lade_err err = lade_store_installation_get(p->store, installation_id, &in);
@@ -603,11 +633,8 @@ lade_err portal_reload(struct lade_portal *p, int64_t installation_id, char *why
             site_remove(p, old);
         /* Its chargers are unassigned now; refresh what we hold of them. */
         for (size_t i = 0; i < p->n_chg; i++)
-            if (p->chg[i]->sc.installation_id == installation_id) {
-                struct lade_store_charger sc;
-                if (lade_store_charger_get(p->store, p->chg[i]->sc.id, &sc) == LADE_OK)
-                    p->chg[i]->sc = sc;
-            }
+            if (p->chg[i]->sc.installation_id == installation_id)
+                chg_refresh(p, p->chg[i]);
         return LADE_OK;
     }
     if (err != LADE_OK) {
@@ -618,11 +645,7 @@ lade_err portal_reload(struct lade_portal *p, int64_t installation_id, char *why
     if (old)
         for (uint32_t i = 0; i < old->n_chg; i++) {
             struct pchg *c = old->chg[i];
-            struct lade_store_charger sc;
-            if (lade_store_charger_get(p->store, c->sc.id, &sc) == LADE_OK)
-                c->sc = sc;
-            else
-                c->sc.installation_id = 0;
+            chg_refresh(p, c);
         }
     struct site *s = NULL;
     err = site_build(p, &in, old, &s, why, why_cap);
@@ -848,6 +871,50 @@ static void set_online(struct lade_portal *p, struct pchg *c, bool online, uint6
         p->m.store_errors++;
 }
 
+static void settings_pushed(void *ud, lade_err err, int status, bool hub_made, const char *body,
+                            size_t len)
+{
+    (void)body;
+    (void)len;
+    const char *dev = ud;
+    if (err != LADE_OK || status != 204)
+        LOG_W(MOD, "%s: settings not pushed: %s, status %d%s", dev, lade_strerror(err), status,
+              hub_made ? " (hub)" : "");
+    free(ud);
+}
+
+/* The charger's settings in force (510, 522, 523 as it reports them) should be the stored ones:
+ * a change made while the hub link was down, or lost by a charger reset, would otherwise never
+ * reach it. The offline current and phases matter most: the balancer counts on them. A max
+ * below the stored one is the installer's clamp on the charger and is left alone. Pushed as
+ * twin desired properties (the hub keeps them for a charger that is away), at most every 5
+ * minutes per charger. */
+#define SETTINGS_PUSH_EVERY_MS 300000
+static void reconcile_settings(struct lade_portal *p, struct pchg *c, uint64_t now)
+{
+    const struct lade_store_charger *sc = &c->sc;
+    bool differ = (c->rep_offline_ma >= 0 && c->rep_offline_ma != sc->offline_current_ma) ||
+                  (c->rep_offline_ph >= 0 && c->rep_offline_ph != sc->offline_phases) ||
+                  (c->rep_max_ma >= 0 && c->rep_max_ma > sc->max_current_ma);
+    if (!differ || !p->svc_online || !sc->installation_id ||
+        (c->settings_pushed_ms && now - c->settings_pushed_ms < SETTINGS_PUSH_EVERY_MS))
+        return;
+    c->settings_pushed_ms = now;
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"maxChargeCurrent\":%d,\"minChargeCurrent\":%d,\"maxChargePhases\":%u,"
+             "\"offlineChargeCurrent\":%d,\"offlineChargePhase\":%u}",
+             (int)(sc->max_current_ma / 1000), (int)(sc->min_current_ma / 1000),
+             (unsigned)sc->max_phases, (int)(sc->offline_current_ma / 1000),
+             (unsigned)sc->offline_phases);
+    char *dev = strdup(sc->device_id);
+    if (!dev)
+        return;
+    LOG_I(MOD, "%s: settings in force differ from the stored ones; pushing them", sc->device_id);
+    if (portal_twin_patch(p, sc->id, body, settings_pushed, dev) != LADE_OK)
+        free(dev);
+}
+
 static void ingest_state(struct lade_portal *p, struct pchg *c, const struct lade_ingest_msg *m,
                          uint64_t now)
 {
@@ -904,6 +971,12 @@ static void ingest_state(struct lade_portal *p, struct pchg *c, const struct lad
         case 523:
             c->rep_offline_ma = dA_to_mA(it->value);
             break;
+        case 522:
+            c->rep_offline_ph = (int)it->value;
+            break;
+        case 510:
+            c->rep_max_ma = dA_to_mA(it->value);
+            break;
         case 911:
             snprintf(c->firmware, sizeof c->firmware, "%s", text);
             break;
@@ -928,6 +1001,7 @@ static void ingest_state(struct lade_portal *p, struct pchg *c, const struct lad
     LOG_D(MOD, "%s: mode %d%s final %d drawn %d/%d/%d mA%s", c->sc.device_id, c->mode,
           mode ? " (new)" : "", c->final_stop, c->drawn_ma[0], c->drawn_ma[1], c->drawn_ma[2],
           drawn ? " (new)" : "");
+    reconcile_settings(p, c, now);
     if (!c->site)
         return;
     struct lade_balancer *b = c->site->bal;

@@ -54,6 +54,13 @@ static bool amps(const cJSON *v, int32_t lo, int32_t hi, int32_t *out)
     return true;
 }
 
+/* Whole amperes (a charger's settings: its twin takes integers) → mA within [lo, hi]. */
+static bool whole_amps(const cJSON *v, int32_t lo, int32_t hi, int32_t *out)
+{
+    return cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble &&
+           amps(v, lo, hi, out);
+}
+
 /* "Fuse": 40 or [40,40,40] → per phase. */
 static bool amps3(const cJSON *o, const char *k, int32_t hi, int32_t out[3], bool required)
 {
@@ -201,14 +208,14 @@ static lade_err parse(const cJSON *j, struct site_doc *d, char *why, size_t cap)
             return bad(why, cap, "Chargers[%zu].Rotation: \"L1L2L3\", \"L2L3L1\", ...", i);
         const cJSON *v;
         if ((v = cJSON_GetObjectItemCaseSensitive(e, "MaxCurrent")) &&
-            !amps(v, 6000, LADE_STORE_CHARGER_MAX_MA, &c->max_current_ma))
-            return bad(why, cap, "Chargers[%zu].MaxCurrent: 6..63 A", i);
+            !whole_amps(v, 6000, LADE_STORE_CHARGER_MAX_MA, &c->max_current_ma))
+            return bad(why, cap, "Chargers[%zu].MaxCurrent: 6..63 A, whole amperes", i);
         if ((v = cJSON_GetObjectItemCaseSensitive(e, "MinCurrent")) &&
-            !amps(v, 6000, c->max_current_ma, &c->min_current_ma))
-            return bad(why, cap, "Chargers[%zu].MinCurrent: 6 A..MaxCurrent", i);
+            !whole_amps(v, 6000, c->max_current_ma, &c->min_current_ma))
+            return bad(why, cap, "Chargers[%zu].MinCurrent: 6 A..MaxCurrent, whole amperes", i);
         if ((v = cJSON_GetObjectItemCaseSensitive(e, "OfflineCurrent")) &&
-            !amps(v, 0, c->max_current_ma, &c->offline_current_ma))
-            return bad(why, cap, "Chargers[%zu].OfflineCurrent: 0..MaxCurrent A", i);
+            !whole_amps(v, 0, c->max_current_ma, &c->offline_current_ma))
+            return bad(why, cap, "Chargers[%zu].OfflineCurrent: 0..MaxCurrent, whole amperes", i);
         if (c->offline_current_ma > c->max_current_ma)
             c->offline_current_ma = c->max_current_ma;
         if (c->min_current_ma > c->max_current_ma)

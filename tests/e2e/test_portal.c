@@ -10,6 +10,7 @@
  * phases) all through the test and checks that on every node and supply phase the sum of the
  * offers never exceeds the limit in force. On top of that:
  *   - every car charges, and the live view's might-draw stays within every limit;
+ *   - a charger whose offline current differs from the stored one gets the stored settings;
  *   - the operator lowers the available current below the load: every charger comes down
  *     within seconds and no charger's offer rises before all decreases are done;
  *   - a limit the offline fallback currents would not fit is refused with 400, nothing changed;
@@ -371,7 +372,7 @@ static int group_setup(void **state)
         snprintf(id, sizeof id, "LDEP%06d", i + 1);
         snprintf(user, sizeof user,
                  "max_current_a = 32\n"
-                 "offline_current_a = 6\n"
+                 "offline_current_a = %d\n"
                  "offline_phases = 1\n"
                  "keepalive_s = 30\n"
                  "telemetry_interval_s = 10\n"
@@ -384,7 +385,7 @@ static int group_setup(void **state)
                  "sim_car = %s\n"
                  "sim_soc = 20\n"
                  "log_level = info\n",
-                 cars[i]);
+                 i == 3 ? 10 : 6, cars[i]);
         h_charger_provision(&ch[i], &hub, id, "--evse sim", user);
     }
     const char *dir = h_tmpdir("portal");
@@ -465,6 +466,23 @@ static bool main_within_24(const struct chstate st[N], const int32_t sum[3][3])
         if (sum[0][k] > A(24))
             return false;
     return true;
+}
+
+/* Bay 4 was installed with an offline current of 10 A, the portal's store says 6 A: the portal
+ * pushes the stored settings, and the charger ends up with 6 A (the balancer counted 10 A
+ * meanwhile). */
+static void test_settings_reconciled(void **state)
+{
+    (void)state;
+    uint64_t end = h_now_ms() + 30000;
+    while (h_charger_num(&ch[3], "offline_current_ma") != 6000) {
+        if (h_now_ms() > end) {
+            portal_dump();
+            h_charger_dump(&ch[3], "offline current not reconciled");
+            fail_msg("bay 4 still has its own offline current");
+        }
+        watch(300);
+    }
 }
 
 static void test_limit_lowered_decreases_first(void **state)
@@ -692,6 +710,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_charge_within_limits),
+        cmocka_unit_test(test_settings_reconciled),
         cmocka_unit_test(test_limit_lowered_decreases_first),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_plug_in_gets_setpoint),
