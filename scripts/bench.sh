@@ -14,13 +14,26 @@
 #   LADE_BENCH_BAL_RUNS   runs per installation size, balancer (figure 8)   default LADE_BENCH_CPU_RUNS
 #   LADE_BENCH_BAL_MS     milliseconds of steps per run, balancer (figure 8) default LADE_BENCH_CPU_MS
 #   LADE_BENCH_ONLY=balancer  only figure 8, printed (no hub, RESULTS.md untouched)
+#   LADE_BENCH_ONLY=scenarios only figure 9, printed (no hub, RESULTS.md untouched)
+#   LADE_BENCH_PLUGIN_ROUNDS  plug-ins of one car (figure 10)                  default 20
+#   LADE_BENCH_PLUGIN_SHARED  plug-ins while the others charge (figure 10)     default 5
+#   LADE_BENCH_PLUGIN_CHARGERS chargers on its installation (figure 10)        default 8
+#   LADE_BENCH_ONLY=plugin    only figure 10, printed (hub, portal, chargers; RESULTS.md untouched)
 #
 # Figures 1 and 2 run the real system on 127.0.0.1 only: Mosquitto + lade_hub.so, lade-charger
 # provisioned with lade-factory, and mosquitto_pub/mosquitto_sub as the reference MQTT client.
 # Every client reaches the hub through bench_relay (bench/bench_relay.c), a TCP relay that logs
 # each read with its size and time, so wire bytes (TCP payload, TLS records included) are also
 # counted outside the program being measured. Figure 3 is bench/bench_codec.c, figure 8
-# bench/bench_balancer.c (the portal's balancer, pure: no hub needed).
+# bench/bench_balancer.c (the portal's balancer, pure: no hub needed), figure 9
+# bench/bench_scenarios.c (the balancer in a simulated site, deterministic: no hub either).
+#
+# Figure 10 (issue 4) runs the whole system on 127.0.0.1: the hub, the portal (lade-cloud with a
+# site file, its own service identity and an admin user) and LADE_BENCH_PLUGIN_CHARGERS chargers
+# with evse = sim and no car. bench/bench_plugin.c, on one persistent service connection, plugs
+# simulated cars in with the direct method `sim` and times the portal's setpoint arriving (the
+# chargers' status files, read at most 1 ms apart), then lowers the installation's limit through
+# the REST API and times the load coming under it.
 #
 # Figures 4–7 (issue 3: bytes per idle hour/day and per charge session, messages per day, agent
 # memory) run two chargers provisioned with `--evse sim` side by side, each through a relay of
@@ -172,6 +185,233 @@ if [ "${LADE_BENCH_ONLY:-}" = balancer ]; then
   exit 0
 fi
 
+# ---- figure 9: the balancer on fixed scenarios (bench/bench_scenarios.c) ------------------------
+# Deterministic (a simulated clock): one run is the figure. LADE_BENCH_ONLY=scenarios builds only
+# bench_scenarios, prints the section and stops here.
+
+scenarios_figure() { # BENCH_BUILD_DIR: writes $work/fig9.md
+  "$1/bench_scenarios" >"$work/fig9.md"
+}
+scenarios_section() {
+  cat <<EOF
+## 9. Balancer: utilisation and fairness on fixed scenarios
+
+\`bench/bench_scenarios.c\` runs the portal's balancer (\`src/cloud/balancer/\`) with the portal's
+parameters (\`lade_balancer_params_default\`, then \`start_hold_ms = 0\` as \`lade_portal_new\`) in a
+simulated site: no clock, no randomness, the same numbers on every run. Simulated time moves in
+10 ms ticks. A message between portal and charger takes 50 ms each way, in order; a charger
+applies a setpoint when it arrives (offer = the setpoint if ≥ its 6 A minimum, else 0) and answers
+200 at once; a car draws min(offer, its own max) on its own phases 2 s after the offer changed (a
+1-phase load in IT sits between the charger's L1 and L2 and is metered on both). Each charger
+reports like \`lade-charger\`'s observation reporter at the production defaults
+(docs/observations.md): a mode change (plug-in, charging starts or pauses) at once; currents
+507–509 that moved ≥ 0.5 A, and the allocated current 708, at most every 10 s; a difference
+within the deadband after 5 min; a snapshot every 15 min (not synchronised between chargers). The
+portal side does what \`src/cloud/portal.c\` does: every report counts as heard, its mode gives the
+demand, its currents — only when the message carries them — the measurement; every reply is an
+ack; the step runs in the tick of any such event and at \`next_step_ms\`. Every charger is online
+from the start with a known setpoint of 0 (as the portal seeds it from its setpoint log); cars
+arrive 30 s apart and want energy until the end (no battery taper). Measuring window: the last
+10 min of a 30 min run (scenario 4: 3 h).
+
+- **utilisation** — at the main fuse, on its most loaded supply phase: the load drawn, averaged
+  over the window, ÷ min(the limit, what the cars on that phase could draw: Σ min(car max, charger
+  max)). 100 % = the binding phase carries all it may, or every car on it draws its max.
+- **Jain (vs fair share)** — Jain's index (Σx)² / (n·Σx²) of x = each car's average current over
+  the window ÷ its max-min fair share, computed independently of the balancer: a continuous
+  water-filling over the same tree with every car's real phases known from the start, priorities
+  as strict tiers above everyone's minimum, and — where not every car can have 6 A — the fluid
+  share that fair turns give on average. 1 = exactly max-min fair. **Jain (vs car max)** — the
+  same with x ÷ min(car max, charger max), as it is often quoted; below 1 wherever limits bind
+  unevenly, fair or not.
+- **settled after** — from the last car's arrival (scenario 7: the limit change) until the cars
+  followed the last offer change (scenario 4: the last before the first turn ends); **setpoints
+  until settled** — sent from the first arrival (7: from the change) until then; **in the run** —
+  all of them, resends in brackets.
+- **most a car could still take** — at the end, for each car below its max, the least headroom on
+  the node phases it loads (a paused car counts only if its 6 A would fit): current the allocation
+  leaves unused where a car could use it.
+- **invariant** — the max over every tick, node and supply phase of Σ might-draw (the balancer's
+  own accounting, \`lade_balancer_might_draw\`) − the limit; beside it the same for what the
+  chargers really offer and what the cars really draw. ≤ 0: never above a limit. In scenario 7
+  each counts from the moment it first fits the lowered limit (until then the cars draw what the
+  old limit allowed; its line below gives how long and how far).
+
+$(cat "$work/fig9.md")
+
+What the scenarios show besides the table (each a choice in the balancer or the portal, named so
+it can be weighed):
+
+- A car can stay up to 0.5 A below its fair share (scenario 1's last car): a raise smaller than
+  \`min_increase_ma\` is not sent (hysteresis against message churn).
+- Reclaim depends on measurements: it needs one taken at least \`settle_ms\` (10 s) after the last
+  setpoint. A car that draws steadily below its offer sends no new current (its 0.5 A deadband), and
+  the portal feeds the balancer only from messages that carry currents, so in scenario 3 the
+  unused current comes back with the charger's next full snapshot (up to 15 min) — settled after
+  $(sc_col '3. under' 7) s — instead of after \`reclaim_delay_ms\` (60 s); scenario 3b, with the portal
+  feeding a silent charger's last currents once a minute, settles after $(sc_col '3b.' 7) s.
+- Rotation (scenario 4) is fair over time (Jain $(sc_col '4. more' 5) against the fair share), but a car
+  whose turn comes back waits \`restart_hold_ms\` (60 s) after the car paused for it stopped, so a 6 A
+  slot stays empty for a minute at each hand-over: utilisation $(sc_col '4. more' 4).
+EOF
+}
+# sc_col ROW_REGEX N: field N of that row of the scenario table (1 = before the first |)
+sc_col() { awk -F'|' -v n="$1" -v c="$2" '$2 ~ n {v = $c; gsub(/^ +| +$/, "", v); print v; exit}' "$work/fig9.md"; }
+if [ "${LADE_BENCH_ONLY:-}" = scenarios ]; then
+  mkdir -p "$work/logs"
+  sc_bt=$(sed -nE 's/^CMAKE_BUILD_TYPE:[A-Z]*=(.*)/\1/p' "$build/CMakeCache.txt")
+  sc_cc=$(sed -nE 's/^CMAKE_C_COMPILER:[A-Z]*=(.*)/\1/p' "$build/CMakeCache.txt")
+  cmake -S bench -B "${build%/}-bench" -G Ninja -DCMAKE_BUILD_TYPE="${sc_bt:-RelWithDebInfo}" \
+    -DCMAKE_C_COMPILER="${sc_cc:-cc}" -DLADE_BUILD_DIR="$build" >"$work/logs/cmake.log" 2>&1 &&
+    cmake --build "${build%/}-bench" --target bench_scenarios >>"$work/logs/cmake.log" 2>&1 ||
+    { cat "$work/logs/cmake.log" >&2; exit 1; }
+  echo "bench: figure 9 — balancer scenarios" >&2
+  scenarios_figure "${build%/}-bench"
+  scenarios_section
+  exit 0
+fi
+
+# ---- figure 10: plug-in → setpoint through the whole system (bench/bench_plugin.c) --------------
+# The portal (lade-cloud) with its own store, a site file of one installation (TN, 63 A, every
+# charger on it, offline current 0) and an admin user; the chargers provisioned above (no car,
+# offline current 0: nothing is offered before the portal's setpoint); bench_plugin as service
+# "plugin". plugin_figure starts them, runs the program and stops them; plugin_section prints the
+# RESULTS.md section. LADE_BENCH_ONLY=plugin runs just this (after the hub and the bench build).
+
+plugin_rounds=${LADE_BENCH_PLUGIN_ROUNDS:-20}
+plugin_shared=${LADE_BENCH_PLUGIN_SHARED:-5}
+plugin_n=${LADE_BENCH_PLUGIN_CHARGERS:-8}
+plugin_limit_a=63
+plugin_figure() { # writes $work/fig10.md
+  local dir=$work/plugin ids=() id n=0 sep pport pw portal_pid agent_pids=() p
+  mkdir -p "$dir/db"
+  ids=($(ls "$dir/chargers"))
+  {
+    printf '{"Name":"bench","NetworkType":4,"Fuse":%s,"Available":%s,"Chargers":[' \
+      "$plugin_limit_a" "$plugin_limit_a"
+    for id in "${ids[@]}"; do
+      sep=,; [ "$n" = 0 ] && sep=
+      printf '%s\n {"DeviceId":"%s","Name":"Bay %d","Rotation":"L1L2L3","MaxCurrent":32,"MinCurrent":6,"MaxPhases":3,"OfflineCurrent":0,"OfflinePhases":1}' \
+        "$sep" "$id" $((n + 1))
+      n=$((n + 1))
+    done
+    printf ']}\n'
+  } >"$dir/site.json"
+  pw=$(openssl rand -hex 12)
+  for attempt in 1 2 3 4 5; do
+    pport=$(( 20000 + RANDOM % 40000 ))
+    port_in_use "$pport" && continue
+    LADE_ADMIN_PASSWORD=$pw "$build/lade-cloud" --db "$dir/db/portal.db" --port "$pport" \
+      --service "$dir/portal-service.conf" --ca "$work/hub/ca.pem" --hosts-file "$work/hosts" \
+      --hub-port "$hub_port" --site "$dir/site.json" --admin admin --kdf-ln 10 \
+      --log-level "${LADE_BENCH_PORTAL_LOG:-info}" \
+      >>"$work/logs/portal.log" 2>&1 &
+    portal_pid=$!
+    pids+=("$portal_pid")
+    portal_up() { grep -q '^lade-cloud: listening' "$work/logs/portal.log" || ! kill -0 "$portal_pid" 2>/dev/null; }
+    wait_for 15000 "the portal" portal_up
+    kill -0 "$portal_pid" 2>/dev/null && break
+    portal_pid=
+  done
+  [ -n "$portal_pid" ] || { echo "bench: lade-cloud did not start:" >&2; cat "$work/logs/portal.log" >&2; exit 1; }
+  args=()
+  for id in "${ids[@]}"; do
+    rm -f "$dir/chargers/$id/status.json"
+    "$build/lade-charger" --factory "$dir/chargers/$id/factory.conf" --user "$dir/chargers/$id/user.conf" \
+      --status "$dir/chargers/$id/status.json" >>"$work/logs/$id.log" 2>&1 &
+    agent_pids+=($!)
+    pids+=($!)
+    args+=("$id=$dir/chargers/$id/status.json")
+  done
+  PLUGIN_PW=$pw "$bench_build/bench_plugin" --service "$dir/plugin-service.conf" --ca "$work/hub/ca.pem" \
+    --hosts-file "$work/hosts" --port "$hub_port" --portal-port "$pport" --rounds "$plugin_rounds" \
+    --shared-rounds "$plugin_shared" --limit-a "$plugin_limit_a" --password-env PLUGIN_PW \
+    "${args[@]}" >"$work/fig10.md" 2>>"$work/logs/bench_plugin.log" ||
+    { echo "bench: bench_plugin failed:" >&2; cat "$work/logs/bench_plugin.log" >&2; exit 1; }
+  for p in "${agent_pids[@]}"; do stop_pid "$p"; done
+  stop_pid "$portal_pid"
+}
+plugin_section() {
+  local t=$work/fig10.md k v one one_send ping lowered shared lim lim_api tel
+  for k in per_cycle share_ma chargers shared_first_ma; do
+    v=$(sed -nE "s/.*[ ]$k=([^ ]*).*/\1/p" "$t")
+    printf -v "p_$k" '%s' "$v"
+  done
+  # median of the table row whose name matches an awk regex
+  p_med() { awk -F'|' -v n="$1" '$2 ~ n {gsub(/ /, "", $4); print $4; exit}' "$t"; }
+  one=$(p_med 'setpoint applied, 1 car \(from the `sim` reply')
+  one_send=$(p_med 'setpoint applied, 1 car \(from the call sent')
+  tel=$(p_med 'charging telemetry')
+  ping=$(p_med 'ping')
+  shared=$(p_med 'the others lowered first')
+  lowered=$(p_med "the others' lower setpoints")
+  lim=$(p_med 'Σ offers')
+  lim_api=$(p_med "the API's response")
+  cat <<EOF
+## 10. Plug-in → setpoint, and limit lowered → load under it, through the whole system
+
+The real system on 127.0.0.1, all from \`$(basename "$build")\`: Mosquitto + \`lade_hub.so\`; \`lade-cloud\`
+(the portal: store, hub link, balancer, REST API) commissioned with a site file — one installation,
+TN, main fuse and available current $plugin_limit_a A, $p_chargers chargers of 32 A, offline current 0; and $p_chargers
+\`lade-charger\`s with \`evse = sim\`, no car, production settings otherwise (\`report_min_interval_s\`
+10, keep-alive 240 s). \`bench/bench_plugin.c\` holds one service connection to the hub
+(\`lade_svc_*\`, not \`lade-cmd\`, whose connect would be in every sample), plugs a simulated 22 kW car
+(32 A, 3 phases) in with the direct method \`sim\` \`{"plug":"3p22kw","soc":30}\`, and reads the
+chargers' \`--status\` files whenever its loop wakes, at most 1 ms apart. The path: the charger's
+step sees the car and sends its mode change (710: immediate) → hub → portal (ingest, balancer
+step) → \`setCurrent\` → hub → charger, which applies it and rewrites its status file.
+
+- **t0** = the \`sim\` call's 200 reply arrived: the charger answers after the step that saw the car,
+  so the mode change is already on its way to the portal (also given from the call sent: an upper
+  bound, with the call's way to the charger and the simulator's state file write in it).
+  **t1** = the first status-file read with \`charging.offer_ma\` > 0: the portal's setpoint is applied,
+  the offer is on the pilot.
+- **1 car**: the installation's other chargers have no car; $plugin_rounds rounds. After each, \`{"unplug":true}\` and a
+  wait until the portal's setpoint 0 is applied and the portal has every setpoint answered (\`GET
+  /metrics\`: \`lade_setpoints_acked_total\` = \`lade_setpoints_sent_total\`). Setpoints per plug/unplug
+  cycle: $p_per_cycle (the start; the pause after the unplug). The telemetry row: t1 = the charger's message
+  with 710 = 3 (charging) reaching a service through the hub — it comes at the charger's next step
+  after the offer (≤ 1 s), when the simulated car has answered the pilot, so it is the car's
+  reaction more than the system's.
+- **the others lowered first**: $((p_chargers - 1)) cars charge steadily at an equal share, $(awk -v m="$p_share_ma" 'BEGIN {printf "%.1f", m / 1000}') A each — the
+  whole $plugin_limit_a A — and each has reported that current (what the portal sees after a car has charged a
+  while); the last charger's car plugs in. The portal lowers the others at once (row "the others'
+  lower setpoints applied": the last of them), and starts the new car only when the lowered load
+  is certain: their replies say the offers are down, and the current they were last measured
+  drawing counts until \`car_follow_ms\` = 5 s after that (IEC 61851 gives a car 5 s to follow; the
+  chargers report currents at most every 10 s, so no fresher measurement comes first). $plugin_shared rounds,
+  each after the others rose back (10 s increase hold) and reported it. The new car's first offer
+  (A): $(echo "$p_shared_first_ma" | tr ',' '\n' | awk '{printf "%s%.1f", sep, $1 / 1000; sep=", "}').
+- **limit lowered**: with every car charging, the admin lowers the installation's available current
+  through the REST API (\`POST /api/installation/{id}/update {"availableCurrent": L}\`) to 1 A below
+  the sum of the offers, step after step down to 6 A per car. t0 = the request written to the
+  socket; t1 = the first moment the sum of the $p_chargers offers is ≤ L (all cars are 3-phase: the same on
+  every phase). The API answers once the new limit is stored (synced) and the balancer has it.
+- **baseline**, in the same run: the round trip of the direct method \`ping\` to the first charger
+  (service → hub → charger → hub → service), $(( 2 * plugin_rounds )) calls after one not counted; and the \`sim\` calls'.
+
+$(sed -n '/^| measured/,/^$/p' "$t")
+
+- plug-in → setpoint, 1 car / \`ping\` round trip: **$(ratio "$one" "$ping")**. The path holds about one
+  hub round trip (charger → hub → portal, portal → hub → charger), the portal's ingest, store
+  write and balancer step, and the charger's step and status-file write.
+- the others' decreases applied / 1 car: **$(ratio "$lowered" "$one")** ($((p_chargers - 1)) setpoints instead of one);
+  the start itself then waits for the 5 s rule: $shared ms.
+- limit lowered → load under it: $lim ms (the API's own answer: $lim_api ms).
+
+$(sed -n '/^Samples/,$p' "$t")
+
+**Against other systems** (\`reference/balancing.md\`): SmartEVSE rebalances every 2 s, EVerest every
+1 s, evcc changes one charger per 30 s tick — a car that plugs in waits for the next tick, 1–30 s,
+and a lowered limit takes effect at the next tick too. lade is event-driven: here a plug-in had its
+setpoint in **$one ms** (median; $one_send ms from the call sent), a lowered limit had the load under
+it in **$lim ms**, and when the others had to come down first their decreases were applied in
+$lowered ms, the new car starting $shared ms after its plug-in — the 5 s rule above, a safety
+margin, not a cadence. On a real site add the uplink's round trip (typically 20–100 ms on 4G) to
+each. Increases of running chargers wait 10 s on purpose (\`increase_hold_ms\`: no oscillation).
+EOF
+}
+
 # ---- the hub ------------------------------------------------------------------------------------
 
 echo "bench: work directory $work"
@@ -221,6 +461,15 @@ CONF
       --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim >/dev/null
     "$build/lade-factory" service --registry "$registry" --name bench --hub-host "$hub_host" \
       --out "$work/hub/bench-service.conf" >/dev/null
+    # Figure 10: the portal's chargers, the portal's service identity and bench_plugin's.
+    mkdir -p "$work/plugin/chargers"
+    "$build/lade-factory" create --registry "$registry" --prefix LDE7 --count "$plugin_n" \
+      --hub-host "$hub_host" --hub-port 1 --ca "$work/hub/ca.pem" --out "$work/plugin/chargers" \
+      --hosts-file "$work/hosts" --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim >/dev/null
+    for svc in portal plugin; do
+      "$build/lade-factory" service --registry "$registry" --name "$svc" --hub-host "$hub_host" \
+        --out "$work/plugin/$svc-service.conf" >/dev/null
+    done
   fi
   /usr/sbin/mosquitto -c "$work/hub/mosquitto.conf" >>"$work/logs/hub.log" 2>&1 &
   hub_pid=$!
@@ -241,6 +490,24 @@ cmake -S bench -B "$bench_build" -G Ninja -DCMAKE_BUILD_TYPE="${build_type:-RelW
   -DCMAKE_C_COMPILER="${cc_path:-cc}" -DLADE_BUILD_DIR="$build" >"$work/logs/cmake.log" 2>&1 ||
   { cat "$work/logs/cmake.log" >&2; exit 1; }
 cmake --build "$bench_build" >>"$work/logs/cmake.log" 2>&1 || { cat "$work/logs/cmake.log" >&2; exit 1; }
+
+# Figure 10's chargers: the hub's port, no car, nothing offered before the portal's setpoint.
+for d in "$work"/plugin/chargers/*/; do
+  sed -i "s/^hub_port = .*/hub_port = $hub_port/" "$d/factory.conf"
+  cat >"$d/user.conf" <<CONF
+state_dir = ${d}state
+offline_current_a = 0
+max_current_a = 32
+sim_car = none
+log_level = info
+CONF
+done
+if [ "${LADE_BENCH_ONLY:-}" = plugin ]; then
+  echo "bench: figure 10 — plug-in → setpoint, $plugin_n chargers: $plugin_rounds + $plugin_shared rounds and a limit sweep" >&2
+  plugin_figure
+  plugin_section
+  exit 0
+fi
 
 # ---- the counting relay -------------------------------------------------------------------------
 
@@ -530,6 +797,10 @@ echo "bench: figure 3 — CPU, $cpu_runs runs × ${cpu_ms} ms per operation and 
 "$bench_build/bench_codec" "$cpu_runs" "$cpu_ms" >"$work/fig3.md"
 echo "bench: figure 8 — balancer step, $bal_runs runs × ${bal_ms} ms per size and kind"
 balancer_figure "$bench_build"
+echo "bench: figure 9 — balancer scenarios"
+scenarios_figure "$bench_build"
+echo "bench: figure 10 — plug-in → setpoint, $plugin_n chargers: $plugin_rounds + $plugin_shared rounds and a limit sweep"
+plugin_figure
 
 # ---- bench/RESULTS.md ---------------------------------------------------------------------------
 
@@ -974,6 +1245,10 @@ Issue 3 asks for at least 10× less than the reference: an idle day is $(times "
 session at the production report interval $(times "$session_ref_b" "$s_prod") less.
 
 $(balancer_section)
+
+$(scenarios_section)
+
+$(plugin_section)
 
 ## How to reproduce
 
