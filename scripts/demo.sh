@@ -91,8 +91,8 @@ offline_phases = 1
 free_mode = 1
 sim_car = ${cars[$((n % 8))]}
 sim_soc = $((15 + 9 * (n % 7)))
-sim_plug_s = $((3000 + 900 * (n % 5)))
-sim_unplug_s = $((600 + 420 * (n % 4)))
+sim_plug_s = $((1800 + 600 * (n % 5)))
+sim_unplug_s = $((1500 + 900 * (n % 4)))
 sim_time_scale = 60
 CONF
   n=$((n + 1))
@@ -266,7 +266,15 @@ story() {
   wait_state "$dev" finished || return 1
   echo "demo: API: resume $dev (sendCommand 507)"
   api POST "/api/chargers/$charger/sendCommand/507" >/dev/null || return 1
-  wait_state "$dev" charging || return 1
+  # Resumed: it asks for current again; it charges as soon as the balancer gives it its share
+  # (on a full site its share went to a waiting car meanwhile, so that may take a while).
+  for _ in $(seq 200); do
+    grep -q '"final_stop":false' "$dir/chargers/$dev/status.json" &&
+      grep -Eq '"state":"(charging|paused)"' "$dir/chargers/$dev/status.json" && break
+    sleep 0.1
+  done
+  grep -q '"final_stop":false' "$dir/chargers/$dev/status.json" ||
+    { echo "demo: $dev was not resumed" >&2; return 1; }
   echo "demo: API story done"
 }
 

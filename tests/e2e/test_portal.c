@@ -457,6 +457,24 @@ static void test_all_charge_within_limits(void **state)
     }
     assert_int_equal(nodes, 3);
     cJSON_Delete(j);
+    /* Metrics: the chargers, the setpoints, the balancer's runs and a non-negative headroom on
+     * every node and phase. */
+    char *m = NULL;
+    assert_int_equal(http("GET", "/metrics", NULL, NULL, &m), 200);
+    assert_non_null(strstr(m, "\nlade_chargers_online 4\n"));
+    const char *sp = strstr(m, "\nlade_setpoints_sent_total ");
+    assert_non_null(sp);
+    assert_true(atoi(sp + strlen("\nlade_setpoints_sent_total ")) >= N);
+    assert_non_null(strstr(m, "\nlade_balancer_runs_total "));
+    int rows = 0;
+    for (const char *q = m; (q = strstr(q, "\nlade_node_headroom_amperes{")); q++) {
+        const char *v = strchr(q, '}');
+        assert_non_null(v);
+        assert_true(strtod(v + 1, NULL) >= 0.0);
+        rows++;
+    }
+    assert_int_equal(rows, 9); /* 3 nodes x 3 phases */
+    free(m);
 }
 
 static bool main_within_24(const struct chstate st[N], const int32_t sum[3][3])
