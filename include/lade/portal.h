@@ -38,6 +38,9 @@ struct lade_portal_opts {
     const char *ca_file;    /* CA bundle the hub's certificate must chain to (required with it) */
     const char *hosts_file; /* name → address file for the hub host; NULL: /etc/hosts */
     uint16_t hub_port;      /* 0: the service file's, else 8883 */
+    const char *registry;   /* the hub's device registry (optional): devices it holds that the
+                               store does not are added at start as unassigned chargers, so an
+                               admin can place them before they ever connect */
 
     /* The longest link-loss deadline of any charger (keep-alive × 1.5 + grace): until then after
      * its last contact a charger may keep its last setpoint. Must not be shorter than the real

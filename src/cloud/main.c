@@ -21,6 +21,8 @@ static void usage(FILE *f)
             "  --service FILE       service identity from `lade-factory service` (hub link)\n"
             "  --ca FILE            CA bundle the hub's certificate must chain to\n"
             "  --hosts-file FILE    name -> address file for the hub host (default /etc/hosts)\n"
+            "  --registry FILE      the hub's device registry: its devices are listed as\n"
+            "                       unassigned chargers until placed\n"
             "  --hub-port N         hub port (default: the service file's, else 8883)\n"
             "  --deadline-s N       longest charger link-loss deadline, s (default 370)\n"
             "  --site FILE          commission the installation in this site file unless one of\n"
@@ -89,6 +91,8 @@ int main(int argc, char **argv)
             o.svc_file = val;
         else if (!strcmp(a, "--ca"))
             o.ca_file = val;
+        else if (!strcmp(a, "--registry"))
+            o.registry = val;
         else if (!strcmp(a, "--hosts-file"))
             o.hosts_file = val;
         else if (!strcmp(a, "--hub-port")) {

@@ -25,6 +25,7 @@
 #include "lade/ingest.h"
 #include "lade/log.h"
 #include "lade/loop.h"
+#include "lade/registry.h"
 #include "lade/store.h"
 #include "lade/svc.h"
 
@@ -1587,6 +1588,33 @@ static lade_err load_all(struct lade_portal *p, char *why, size_t why_cap)
     return err;
 }
 
+static int reg_device(void *ud, const struct lade_registry_device *dev)
+{
+    struct lade_portal *p = ud;
+    if (!chg_by_device(p, dev->id))
+        (void)chg_for_device(p, dev->id); /* adds it to the store, unassigned */
+    return 0;
+}
+
+/* Every device of the hub's registry is a charger the portal lists (unassigned until an admin
+ * places it). The registry is opened read-only in practice: nothing is written to it. */
+static lade_err import_registry(struct lade_portal *p, const char *path, char *why, size_t why_cap)
+{
+    struct lade_registry *reg = NULL;
+    lade_err err = lade_registry_open(path, &reg);
+    if (err == LADE_OK) {
+        size_t before = p->n_chg;
+        err = lade_registry_device_list(reg, reg_device, p);
+        if (err == LADE_OK && p->n_chg > before)
+            LOG_I(MOD, "%zu charger(s) from the registry added, not assigned yet",
+                  p->n_chg - before);
+    }
+    lade_registry_close(reg);
+    if (err != LADE_OK)
+        why_set(why, why_cap, "registry %s: %s", path, lade_strerror(err));
+    return err;
+}
+
 lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts *o, char *why,
                          size_t why_cap)
 {
@@ -1609,7 +1637,7 @@ lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts
     p->o.db_path = p->db_path;
     p->o.web_dir = p->web_dir;
     p->o.bind_addr = p->bind_addr;
-    p->o.svc_file = p->o.ca_file = p->o.hosts_file = NULL; /* used during new only */
+    p->o.svc_file = p->o.ca_file = p->o.hosts_file = p->o.registry = NULL; /* new only */
     if (!p->o.link_loss_deadline_ms)
         p->o.link_loss_deadline_ms = LADE_PORTAL_DEADLINE_DEFAULT_MS;
     if (p->o.link_loss_deadline_ms > 3600000)
@@ -1645,6 +1673,8 @@ lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts
         goto fail;
     }
     if ((err = load_all(p, why, why_cap)) != LADE_OK)
+        goto fail;
+    if (o->registry && (err = import_registry(p, o->registry, why, why_cap)) != LADE_OK)
         goto fail;
     if ((err = portal_api_new(p, &p->api)) != LADE_OK) {
         why_set(why, why_cap, "API: %s", lade_strerror(err));

@@ -283,17 +283,11 @@ static void portal_start(void)
     snprintf(hosts, sizeof hosts, "%s/hosts", hub.dir);
     char hubport[16];
     snprintf(hubport, sizeof hubport, "%d", hub.port);
-    const char *argv[] = {bin,         "--db",
-                          db,          "--port",
-                          port,        "--service",
-                          portal_conf, "--ca",
-                          hub.ca,      "--hosts-file",
-                          hosts,       "--hub-port",
-                          hubport,     "--deadline-s",
-                          "60",        "--admin",
-                          "admin",     "--kdf-ln",
-                          "6",         "--log-level",
-                          "debug",     NULL};
+    const char *argv[] = {
+        bin,     "--registry", hub.registry, "--db",         db,      "--port",
+        port,    "--service",  portal_conf,  "--ca",         hub.ca,  "--hosts-file",
+        hosts,   "--hub-port", hubport,      "--deadline-s", "60",    "--admin",
+        "admin", "--kdf-ln",   "6",          "--log-level",  "debug", NULL};
     const char *env[] = {"LADE_ADMIN_PASSWORD=" PW, NULL};
     portal_pid = h_spawn(argv, env, plog);
     uint64_t end = h_now_ms() + 30000;
@@ -388,6 +382,12 @@ static int group_setup(void **state)
                  i == 3 ? 10 : 6, cars[i]);
         h_charger_provision(&ch[i], &hub, id, "--evse sim", user);
     }
+    /* A fifth charger made in the factory that never connects: the portal lists it from the
+     * hub's registry, unassigned. */
+    assert_int_equal(h_sh("'%s/lade-factory' create --registry '%s' --id LDEP999999 --hub-host "
+                          "%s --hub-port %d --ca '%s' --out '%s/spare' >/dev/null",
+                          h_build_dir(), hub.registry, hub.host, hub.port, hub.ca, hub.dir),
+                     0);
     const char *dir = h_tmpdir("portal");
     snprintf(db, sizeof db, "%s/portal.db", dir);
     snprintf(plog, sizeof plog, "%s/portal.log", dir);
@@ -474,7 +474,22 @@ static void test_all_charge_within_limits(void **state)
         rows++;
     }
     assert_int_equal(rows, 9); /* 3 nodes x 3 phases */
-    free(m);
+    free(m); /* The spare charger from the registry: listed, not in any installation. */
+    cJSON *all = get_json("/api/chargers");
+    const cJSON *e, *spare = NULL;
+    int listed = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(all, "Data"))
+    {
+        listed++;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "DeviceId");
+        if (cJSON_IsString(d) && strcmp(d->valuestring, "LDEP999999") == 0)
+            spare = e;
+    }
+    assert_int_equal(listed, N + 1);
+    assert_non_null(spare);
+    const cJSON *iid = cJSON_GetObjectItemCaseSensitive(spare, "InstallationId");
+    assert_true(iid == NULL || cJSON_IsNull(iid));
+    cJSON_Delete(all);
 }
 
 static bool main_within_24(const struct chstate st[N], const int32_t sum[3][3])
