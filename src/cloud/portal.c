@@ -41,6 +41,7 @@
 #define HOUSEKEEPING_MS     60000
 #define PRUNE_BUDGET        2000 /* rows per prune call: the loop is never held long */
 #define SETPOINT_TIMEOUT_MS 15000
+#define MEAS_REFRESH_MS     30000 /* a quiet charger's last currents are given again this often */
 
 /* What the portal knows about one charger (every charger in the store). */
 struct pchg {
@@ -61,6 +62,9 @@ struct pchg {
     int rep_offline_ph;          /* 522: its offline phases; -1 unknown */
     uint64_t settings_pushed_ms; /* last time the stored settings were pushed to its twin */
     int64_t last_sample_s;
+    uint64_t meas_real_ms; /* last measurement the charger sent */
+    uint64_t meas_fed_ms;  /* last time a measurement was given to the balancer */
+    uint64_t sp_sent_ms;   /* last setpoint sent to it */
     char firmware[LADE_OBS_STR_MAX + 1];
 };
 
@@ -778,6 +782,7 @@ static void send_setpoint(struct site *s, const struct lade_bal_setpoint *sp, ui
     }
     p->m.setpoints_sent++;
     p->m.messages_out++;
+    c->sp_sent_ms = now;
     LOG_D(MOD, "setpoint %s: %s%s", c->sc.device_id, body, sp->resend ? " (resend)" : "");
 }
 
@@ -807,6 +812,19 @@ static void site_step(struct site *s)
 {
     struct lade_portal *p = s->p;
     uint64_t now = lade_mono_ms();
+    /* A charger reports its currents only when they change by more than its deadband (0.5 A),
+     * so a car drawing steadily sends nothing new and its measurement would go stale — and with
+     * it the reclaim of current it does not use. Its last report still holds while it is
+     * online and no setpoint went to it since (it would have reported a change), so it is
+     * given again every MEAS_REFRESH_MS. */
+    for (uint32_t i = 0; i < s->n_chg; i++) {
+        struct pchg *c = s->chg[i];
+        if (c->online && c->has_drawn && c->meas_real_ms > c->sp_sent_ms &&
+            now - c->meas_fed_ms >= MEAS_REFRESH_MS) {
+            (void)!lade_balancer_charger_measured(s->bal, i, c->drawn_ma, now);
+            c->meas_fed_ms = now;
+        }
+    }
     struct lade_bal_step_out out;
     uint64_t t0 = ns_now();
     lade_err err = lade_balancer_step(s->bal, now, &out);
@@ -1009,8 +1027,10 @@ static void ingest_state(struct lade_portal *p, struct pchg *c, const struct lad
     (void)!lade_balancer_charger_heard(b, c->idx, now);
     if (mode)
         (void)!lade_balancer_charger_demand(b, c->idx, demand_of(c), now);
-    if (drawn)
+    if (drawn) {
         (void)!lade_balancer_charger_measured(b, c->idx, c->drawn_ma, now);
+        c->meas_real_ms = c->meas_fed_ms = now;
+    }
     if (mode || drawn)
         site_kick(c->site);
 }
