@@ -35,19 +35,20 @@
 
 #include "lade/balancer.h"
 
-#define A(x)           ((int32_t)((x)*1000))
-#define TICK_MS        10
-#define LAT_MS         50     /* portal <-> charger, each way */
-#define FOLLOW_MS      2000   /* a car follows a new offer (IEC 61851 allows 5 s) */
-#define REPORT_MIN_MS  10000  /* report_min_interval_s default */
-#define DEADBAND_MA    500    /* 507..509 deadband */
-#define SNAPSHOT_MS    900000 /* telemetry_interval_s default */
-#define MAX_DELAY_MS   300000 /* a within-deadband difference is sent after this */
-#define ARRIVE_MS      30000  /* cars arrive this far apart */
-#define MAX_CHARGERS   12
-#define MAX_NODES      4
-#define QUEUE_LEN      4096
-#define FALLBACK_PHASE 1
+#define A(x)             ((int32_t)((x)*1000))
+#define TICK_MS          10
+#define LAT_MS           50     /* portal <-> charger, each way */
+#define FOLLOW_MS        2000   /* a car follows a new offer (IEC 61851 allows 5 s) */
+#define REPORT_MIN_MS    10000  /* report_min_interval_s default */
+#define PORTAL_REFEED_MS 30000  /* src/cloud/portal.c MEAS_REFRESH_MS */
+#define DEADBAND_MA      500    /* 507..509 deadband */
+#define SNAPSHOT_MS      900000 /* telemetry_interval_s default */
+#define MAX_DELAY_MS     300000 /* a within-deadband difference is sent after this */
+#define ARRIVE_MS        30000  /* cars arrive this far apart */
+#define MAX_CHARGERS     12
+#define MAX_NODES        4
+#define QUEUE_LEN        4096
+#define FALLBACK_PHASE   1
 
 enum msg_kind { TO_CHARGER_SETPOINT, TO_PORTAL_ACK, TO_PORTAL_REPORT };
 
@@ -81,7 +82,6 @@ struct scenario {
     uint32_t window_s; /* averages over [run_s - window_s, run_s] */
     uint32_t change_at_s;
     int32_t change_ma;       /* node 0's new limit on every phase at change_at_s (0: none) */
-    bool refeed;             /* what-if: the portal re-feeds a silent charger's last currents */
     uint32_t settle_until_s; /* settling ends before this (rotation: the first turn); 0: run */
 };
 
@@ -100,6 +100,9 @@ struct charger_sim {
     bool alloc_pending;   /* 708 (allocated current) changed: normal class */
     int32_t portal_ma[3]; /* the currents the portal last received, and when */
     uint64_t portal_cur_ms;
+    uint64_t portal_fed_ms; /* last time the portal gave them to the balancer */
+    uint64_t portal_sp_ms;  /* last setpoint the portal sent it */
+    bool portal_has_cur;
     /* statistics */
     double sum_draw_ma; /* over the window: per-phase current (largest terminal) × ticks */
     uint32_t starts;
@@ -294,7 +297,8 @@ static void deliver(struct world *w, const struct msg *m, bool *event)
         /* as src/cloud/portal.c: heard; demand when the mode came; measured when currents came */
         if (m->has_cur) {
             memcpy(c->portal_ma, m->cur_ma, sizeof c->portal_ma);
-            c->portal_cur_ms = w->now;
+            c->portal_cur_ms = c->portal_fed_ms = w->now;
+            c->portal_has_cur = true;
         }
         if (lade_balancer_charger_heard(w->bal, i, w->now) ||
             (m->has_mode &&
@@ -485,6 +489,7 @@ static void step(struct world *w)
         fail("step");
     for (uint32_t k = 0; k < out.n_setpoints; k++) {
         const struct lade_bal_setpoint *sp = &out.setpoints[k];
+        w->c[sp->charger].portal_sp_ms = w->now;
         send(w, (struct msg){.kind = TO_CHARGER_SETPOINT,
                              .charger = sp->charger,
                              .seq = sp->seq,
@@ -566,16 +571,28 @@ static void run(const struct scenario *s, struct result *r, bool trace)
                 c->sum_draw_ma += m;
             }
         }
-        /* What-if: a charger's reporter sends a current that moved beyond its deadband within
-         * REPORT_MIN_MS, so after that long without one its last reported currents still hold
-         * (within 0.5 A): the portal feeds them again, once a minute. */
-        if (s->refeed && w.now % 60000 == 0)
-            for (uint32_t i = 0; i < s->n; i++)
-                if (w.c[i].plugged && w.now >= w.c[i].portal_cur_ms + REPORT_MIN_MS + LAT_MS) {
-                    if (lade_balancer_charger_measured(w.bal, i, w.c[i].portal_ma, w.now))
-                        fail("measured");
-                    event = true;
-                }
+        /* As src/cloud/portal.c (site_step): a charger sends a current only when it moved
+         * beyond its deadband (within REPORT_MIN_MS), so once it had 30 s since the portal's
+         * last setpoint, its last report still holds: the portal gives it again every 30 s,
+         * capped at the confirmed setpoint. */
+        for (uint32_t i = 0; i < s->n; i++) {
+            struct charger_sim *c = &w.c[i];
+            if (c->portal_has_cur && w.now >= c->portal_sp_ms + PORTAL_REFEED_MS &&
+                w.now >= c->portal_fed_ms + PORTAL_REFEED_MS) {
+                int32_t m[3];
+                memcpy(m, c->portal_ma, sizeof m);
+                struct lade_bal_charger_info inf;
+                if (c->portal_cur_ms < c->portal_sp_ms &&
+                    lade_balancer_charger_info(w.bal, i, w.now, &inf) == LADE_OK && inf.known)
+                    for (int t = 0; t < 3; t++)
+                        if (m[t] > inf.confirmed_ma)
+                            m[t] = inf.confirmed_ma;
+                if (lade_balancer_charger_measured(w.bal, i, m, w.now))
+                    fail("measured");
+                c->portal_fed_ms = w.now;
+                event = true;
+            }
+        }
         if (event || w.now >= w.next_step_ms)
             step(&w);
         check(&w);
@@ -722,15 +739,6 @@ static uint32_t build(struct scenario *sc)
     charger(s, 0, 0, 3, 16, 3);
     charger(s, 0, 1, 3, 32, 3);
     charger(s, 0, 2, 3, 32, 3);
-
-    s = &sc[n++];
-    *s = sc[n - 2];
-    s->name = "3b. as 3, what-if";
-    s->what = "scenario 3 with one change in the portal: once a minute it feeds the balancer "
-              "again the last currents of every charger that sent none for 10 s (a charger "
-              "sends a current that moved beyond its 0.5 A deadband within "
-              "report_min_interval_s = 10 s, so they still hold within 0.5 A)";
-    s->refeed = true;
 
     s = &sc[n++];
     *s = (struct scenario){.name = "4. more cars than 6 A slots",

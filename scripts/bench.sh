@@ -245,11 +245,12 @@ it can be weighed):
 - A car can stay up to 0.5 A below its fair share (scenario 1's last car): a raise smaller than
   \`min_increase_ma\` is not sent (hysteresis against message churn).
 - Reclaim depends on measurements: it needs one taken at least \`settle_ms\` (10 s) after the last
-  setpoint. A car that draws steadily below its offer sends no new current (its 0.5 A deadband), and
-  the portal feeds the balancer only from messages that carry currents, so in scenario 3 the
-  unused current comes back with the charger's next full snapshot (up to 15 min) — settled after
-  $(sc_col '3. under' 7) s — instead of after \`reclaim_delay_ms\` (60 s); scenario 3b, with the portal
-  feeding a silent charger's last currents once a minute, settles after $(sc_col '3b.' 7) s.
+  setpoint. A car that draws steadily below its offer sends no new current (its 0.5 A deadband);
+  the portal therefore gives the balancer a quiet charger's last currents again every 30 s once
+  30 s passed since its last setpoint (it would have reported a change by then, so they still
+  hold within 0.5 A), as the simulation does: scenario 3
+  settles after $(sc_col '3. under' 7) s (\`reclaim_delay_ms\` is 60 s). Before this, the unused current
+  came back only with the charger's next full snapshot (up to 15 min; 853 s in this scenario).
 - Rotation (scenario 4) is fair over time (Jain $(sc_col '4. more' 5) against the fair share), but a car
   whose turn comes back waits \`restart_hold_ms\` (60 s) after the car paused for it stopped, so a 6 A
   slot stays empty for a minute at each hand-over: utilisation $(sc_col '4. more' 4).

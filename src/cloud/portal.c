@@ -813,15 +813,28 @@ static void site_step(struct site *s)
     struct lade_portal *p = s->p;
     uint64_t now = lade_mono_ms();
     /* A charger reports its currents only when they change by more than its deadband (0.5 A),
-     * so a car drawing steadily sends nothing new and its measurement would go stale — and with
-     * it the reclaim of current it does not use. Its last report still holds while it is
-     * online and no setpoint went to it since (it would have reported a change), so it is
-     * given again every MEAS_REFRESH_MS. */
+     * within report_min_interval_s (10 s by default), so a car drawing steadily sends nothing
+     * new and its measurement would go stale — and with it the reclaim of current it does not
+     * use. Once the charger had MEAS_REFRESH_MS since our last setpoint to report a change, its
+     * last report still holds (within 0.5 A): it is given again every MEAS_REFRESH_MS, capped at
+     * the confirmed setpoint. */
     for (uint32_t i = 0; i < s->n_chg; i++) {
         struct pchg *c = s->chg[i];
-        if (c->online && c->has_drawn && c->meas_real_ms > c->sp_sent_ms &&
+        if (c->online && c->has_drawn && now - c->sp_sent_ms >= MEAS_REFRESH_MS &&
             now - c->meas_fed_ms >= MEAS_REFRESH_MS) {
-            (void)!lade_balancer_charger_measured(s->bal, i, c->drawn_ma, now);
+            /* A report older than our last setpoint is capped at the confirmed setpoint: a
+             * decrease smaller than the deadband leaves the old (higher) report standing, which
+             * must not read as an over-draw. A newer report is given as it is (an over-draw
+             * under the current setpoint keeps counting). */
+            int32_t m[3];
+            memcpy(m, c->drawn_ma, sizeof m);
+            struct lade_bal_charger_info inf;
+            if (c->meas_real_ms < c->sp_sent_ms &&
+                lade_balancer_charger_info(s->bal, i, now, &inf) == LADE_OK && inf.known)
+                for (int t = 0; t < 3; t++)
+                    if (m[t] > inf.confirmed_ma)
+                        m[t] = inf.confirmed_ma;
+            (void)!lade_balancer_charger_measured(s->bal, i, m, now);
             c->meas_fed_ms = now;
         }
     }
