@@ -106,6 +106,12 @@ struct lade_portal {
     size_t n_sites;
     struct pchg **chg;
     size_t n_chg, cap_chg;
+    /* Lookup by store id and by device id: open-addressing tables of indexes into chg (-1:
+     * empty), rebuilt lazily after any change of a charger's id or device id (rare: config
+     * changes), so the per-message lookup is O(1) at fleet scale. */
+    int32_t *ix_id, *ix_dev;
+    size_t ix_cap;
+    bool ix_dirty;
     struct lade_timer housekeeping;
     struct portal_metrics m;
     uint64_t gen_next;
@@ -215,13 +221,74 @@ uint16_t lade_portal_port(const struct lade_portal *p)
 
 /* ---- chargers ---- */
 
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t hash_id(int64_t id)
+{
+    uint64_t x = (uint64_t)id * 0x9e3779b97f4a7c15ull;
+    return x ^ (x >> 29);
+}
+
+static bool index_rebuild(struct lade_portal *p)
+{
+    size_t cap = 64;
+    while (cap < p->n_chg * 2 + 1)
+        cap *= 2;
+    if (cap != p->ix_cap) {
+        int32_t *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
+        if (!a || !b) {
+            free(a);
+            free(b);
+            return false;
+        }
+        free(p->ix_id);
+        free(p->ix_dev);
+        p->ix_id = a;
+        p->ix_dev = b;
+        p->ix_cap = cap;
+    }
+    for (size_t i = 0; i < cap; i++)
+        p->ix_id[i] = p->ix_dev[i] = -1;
+    for (size_t i = 0; i < p->n_chg; i++) {
+        const struct lade_store_charger *sc = &p->chg[i]->sc;
+        if (sc->id > 0) {
+            size_t h = hash_id(sc->id) & (cap - 1);
+            while (p->ix_id[h] >= 0)
+                h = (h + 1) & (cap - 1);
+            p->ix_id[h] = (int32_t)i;
+        }
+        if (sc->device_id[0]) {
+            size_t h = hash_str(sc->device_id) & (cap - 1);
+            while (p->ix_dev[h] >= 0)
+                h = (h + 1) & (cap - 1);
+            p->ix_dev[h] = (int32_t)i;
+        }
+    }
+    p->ix_dirty = false;
+    return true;
+}
+
 static struct pchg *chg_by_id(struct lade_portal *p, int64_t id)
 {
     if (id <= 0)
         return NULL;
-    for (size_t i = 0; i < p->n_chg; i++)
-        if (p->chg[i]->sc.id == id)
-            return p->chg[i];
+    if (p->ix_dirty || !p->ix_cap) {
+        if (!index_rebuild(p)) { /* out of memory: the slow way */
+            for (size_t i = 0; i < p->n_chg; i++)
+                if (p->chg[i]->sc.id == id)
+                    return p->chg[i];
+            return NULL;
+        }
+    }
+    for (size_t h = hash_id(id) & (p->ix_cap - 1); p->ix_id[h] >= 0; h = (h + 1) & (p->ix_cap - 1))
+        if (p->chg[p->ix_id[h]]->sc.id == id)
+            return p->chg[p->ix_id[h]];
     return NULL;
 }
 
@@ -229,9 +296,18 @@ static struct pchg *chg_by_device(struct lade_portal *p, const char *dev)
 {
     if (!dev || !*dev)
         return NULL;
-    for (size_t i = 0; i < p->n_chg; i++)
-        if (strcmp(p->chg[i]->sc.device_id, dev) == 0)
-            return p->chg[i];
+    if (p->ix_dirty || !p->ix_cap) {
+        if (!index_rebuild(p)) {
+            for (size_t i = 0; i < p->n_chg; i++)
+                if (strcmp(p->chg[i]->sc.device_id, dev) == 0)
+                    return p->chg[i];
+            return NULL;
+        }
+    }
+    for (size_t h = hash_str(dev) & (p->ix_cap - 1); p->ix_dev[h] >= 0;
+         h = (h + 1) & (p->ix_cap - 1))
+        if (strcmp(p->chg[p->ix_dev[h]]->sc.device_id, dev) == 0)
+            return p->chg[p->ix_dev[h]];
     return NULL;
 }
 
@@ -249,6 +325,7 @@ static struct pchg *chg_add(struct lade_portal *p, const struct lade_store_charg
     if (!c)
         return NULL;
     c->sc = *sc;
+    p->ix_dirty = true;
     c->rep_offline_ma = c->rep_max_ma = -1;
     c->rep_offline_ph = -1;
     p->chg[p->n_chg++] = c;
@@ -262,6 +339,7 @@ static void chg_refresh(struct lade_portal *p, struct pchg *c)
 {
     struct lade_store_charger sc;
     lade_err err = lade_store_charger_get(p->store, c->sc.id, &sc);
+    p->ix_dirty = true;
     if (err == LADE_OK) {
         c->sc = sc;
     } else if (err == LADE_ERR_NOT_FOUND) {
@@ -454,6 +532,7 @@ static lade_err site_build(struct lade_portal *p, const struct lade_store_instal
         if (!c && !(c = chg_add(p, sc)))
             goto done;
         c->sc = *sc;
+        p->ix_dirty = true;
         s->chg[i] = c;
         prev[i] = c->site;
         struct lade_bal_charger_config *cc = &s->cc[i];
@@ -1755,6 +1834,8 @@ void lade_portal_free(struct lade_portal *p)
     for (size_t i = 0; i < p->n_chg; i++)
         free(p->chg[i]);
     free(p->chg);
+    free(p->ix_id);
+    free(p->ix_dev);
     lade_store_close(p->store);
     free(p->db_path);
     free(p->web_dir);
