@@ -32,6 +32,7 @@ max_len_for() {
     fuzz_hosts) echo 4096 ;;            # name (<=253) + a hosts file of many lines
     fuzz_charger_messages) echo 8192 ;; # several records with JSON payloads
     fuzz_ingest) echo 4400 ;;           # property bag + one observation message
+    fuzz_dns) echo 2048 ;;              # mode byte + one response (512 B over UDP; TCP seeds ~700 B)
     *) echo 4096 ;;
   esac
 }

@@ -9,6 +9,7 @@ PKGS=(
   libmicrohttpd-dev libmnl-dev libcmocka-dev
   mosquitto mosquitto-dev mosquitto-clients libmosquitto-dev
   iproute2 procps psmisc curl jq
+  dnsmasq-base
   chromium
 )
 
