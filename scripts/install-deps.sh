@@ -10,6 +10,11 @@ PKGS=(
   mosquitto mosquitto-dev mosquitto-clients libmosquitto-dev
   iproute2 procps psmisc curl jq
   dnsmasq-base
+  # the site-network test lab (tests/lab): NTP server, NAT and firewall, a standard DHCP client,
+  # DNS and ping tools to check it with (dnsmasq-base above is its DHCP/DNS server). chrony's
+  # package starts chronyd on a machine that runs systemd; the lab runs its own chronyd with -x,
+  # which never sets the clock.
+  chrony nftables busybox iputils-ping bind9-dnsutils
   chromium
 )
 
