@@ -5,19 +5,20 @@
 #
 #   lab.sh [-n NAME] COMMAND [ARGS...]      (NAME: $LADE_LAB, default "lab")
 #
-# Commands (details in `lab.sh help` and docs/lab.md):
+# Commands (`lab.sh help` adds up's options; docs/lab.md has the details):
 #   up [options]          create the lab (see `lab.sh help`)
 #   down                  kill everything in the lab's namespaces, delete them (idempotent)
 #   gc                    tear down labs named lade<PID>... whose process is gone
 #   list | info | status  labs on this machine | KEY=VALUE facts | processes and knobs
 #   exec NODE CMD...      run CMD in NODE (router, inet, charger<I>)
-#   dhcp on|off|restart | dhcp set KEY VALUE... | leases | dhcp-client I [ARGS...]
+#   ns NODE               the namespace's name (for ip -n, ip netns exec)
+#   dhcp on|off|restart|forget | dhcp set KEY VALUE... | leases | dhcp-client I [ARGS...]
 #   addr I static|flush   configure charger I statically / remove its addresses
 #   dns forward|refuse|nxdomain|off|silent|slow MS      the router's DNS
 #   firewall block|allow 8883|443|dns|ntp|wan|all|tcp/P|udp/P [drop|reject] | firewall clear
 #   names add NAME ADDR | names del NAME | names reset      the resolvers' lab names
 #   host NAME up|down     an internet host answers / is silent (hub ntp1-3 resolver1-2 fw1-3)
-#   start|stop SERVICE    hub ntp1-3 resolver1-2 (the process itself)
+#   start|stop SERVICE    hub ntp1-3 resolver1-2: the process itself (refused connections)
 #   link I up|down | link I flap COUNT PERIOD_MS | loss I PERCENT | delay I MS
 
 # SC2015: `test && test || die` is the idiom here (die exits); SC2153: the state file defines
@@ -56,6 +57,7 @@ log() { echo "lab: $*" >&2; }
 usage() {
   sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
   cat <<'EOF'
+
 up options:
   --chargers N          charger namespaces (default 1, at most 16)
   --addr none|static|udhcpc
@@ -520,7 +522,9 @@ cmd_up() {
     command -v "$t" >/dev/null || die "'$t' is missing: run scripts/install-deps.sh"
   done
   [ "$ntp" = 0 ] || command -v chronyd >/dev/null || die "chronyd is missing: scripts/install-deps.sh"
-  [ -z "$(lab_namespaces)" ] && [ ! -e "$(S)" ] || die "lab '$NAME' exists (lab.sh -n $NAME down)"
+  [ -z "$(lab_namespaces)" ] && [ ! -d "$(S)/pids" ] ||
+    die "lab '$NAME' exists (lab.sh -n $NAME down)"
+  rm -rf "$(S)" # logs kept by LADE_KEEP_TMP=1 from an earlier lab of this name
   [ -z "$build" ] || build=$(cd "$build" && pwd)
 
   mkdir -p "$(S)/pids" "$(S)/log" || die "cannot create $(S)"
