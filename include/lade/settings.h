@@ -59,6 +59,9 @@ struct lade_settings {
     uint32_t checkpoint_interval_s; /* session-in-progress checkpoint period */
     uint32_t report_min_interval_s; /* observations: shortest gap for meter-value changes */
     char bearer[16];                /* observation 150: "Ethernet", "Wifi", "LTE", "PLC" */
+    char dns_servers[256];          /* the site's DNS servers when DHCP gives none (static networks,
+                                       tests): "a.b.c.d[:port]" comma-separated; asked before the
+                                       factory fallbacks (R5) */
     /* simulated EV (evse = sim) */
     char sim_car[16];        /* none, 1p16a, 3p11kw, 3p22kw: car plugged in at start */
     uint32_t sim_soc;        /* its state of charge at plug-in, % */

@@ -10,6 +10,7 @@
 
 #include "lade/backoff.h"
 #include "lade/charger.h"
+#include "lade/dnsres.h"
 #include "lade/evse.h"
 #include "lade/iothub.h"
 #include "lade/loop.h"
@@ -103,6 +104,8 @@ struct lade_charger {
     void *restart_ud;
 
     enum lade_link_state link;
+    struct lade_dnsres *dns;        /* the DNS stub (R5): site servers, then fallbacks */
+    struct lade_dnsres_query *dnsq; /* the hub's name being resolved */
     struct lade_tls_conn *conn;
     struct lade_tls_session *tls_session; /* resumed on reconnect (R12) */
     struct lade_mqtt_session mqtt;

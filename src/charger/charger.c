@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lade/backoff.h"
@@ -170,7 +171,10 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
         delay = c->set.backoff_max_ms / 10;
     c->st.next_retry_ms = delay;
     LOG_W(c->log_tag, "link down (%s): %s; retry in %u ms", lade_strerror(err), reason, delay);
+    bool was_waiting = c->link == LADE_LINK_WAITING;
     set_link(c, LADE_LINK_WAITING);
+    if (was_waiting) /* a failed attempt before any connection: the reason is news (R19) */
+        agent_write_status(c);
     agent_arm(c, &c->retry_timer, now + delay);
 }
 
@@ -566,18 +570,8 @@ static void on_tls(struct lade_tls_conn *conn, lade_err status, uint32_t events,
     mqtt_tick(c);
 }
 
-static void connect_now(struct lade_charger *c)
+static void connect_to(struct lade_charger *c, const struct lade_sockaddr *addrs, size_t n)
 {
-    struct lade_sockaddr addrs[LADE_TLS_MAX_ADDRS];
-    size_t n = 0;
-    lade_err err =
-        lade_resolve_static(c->set.hub_host, c->set.hosts_file, addrs, LADE_TLS_MAX_ADDRS, &n);
-    if (err == LADE_ERR_NOSPACE)
-        err = LADE_OK; /* use the first LADE_TLS_MAX_ADDRS */
-    if (err) {
-        link_down(c, err, "cannot resolve the hub's name");
-        return;
-    }
     struct lade_tls_conn_opts o = {
         .host = c->set.hub_host,
         .addrs = addrs,
@@ -587,7 +581,7 @@ static void connect_now(struct lade_charger *c)
         .handshake_timeout_ms = c->set.connect_timeout_ms,
         .session = &c->tls_session,
     };
-    err = lade_tls_conn_new(&c->conn, c->tls, &o);
+    lade_err err = lade_tls_conn_new(&c->conn, c->tls, &o);
     if (err == LADE_OK)
         err = lade_tls_conn_attach(c->conn, c->loop, on_tls, c);
     if (err) {
@@ -597,6 +591,57 @@ static void connect_now(struct lade_charger *c)
     }
     wire_totals(c, &c->conn_base_in, &c->conn_base_out);
     set_link(c, LADE_LINK_CONNECTING);
+}
+
+static void on_hub_resolved(void *ud, lade_err err, const struct lade_sockaddr *addrs, size_t n,
+                            const struct lade_dnsres_info *info)
+{
+    struct lade_charger *c = ud;
+    c->dnsq = NULL;
+    if (c->link != LADE_LINK_WAITING)
+        return;
+    if (err) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot resolve the hub's name: %s",
+                 err == LADE_ERR_NOT_FOUND ? "no such name"
+                 : err == LADE_ERR_TIMEOUT ? "no DNS server answered in time"
+                                           : "no DNS server gave an answer");
+        link_down(c, LADE_ERR_RESOLVE, why);
+        return;
+    }
+    if (info && info->source == LADE_DNSRES_DNS) {
+        char srv[LADE_SOCKADDR_STRLEN] = "";
+        if (info->server >= 0 && lade_sockaddr_format(&info->server_addr, srv, sizeof srv))
+            srv[0] = 0;
+        LOG_D(c->log_tag, "%s resolved by %s%s in %u ms", c->set.hub_host, srv,
+              info->fallback ? " (fallback)" : "", info->elapsed_ms);
+    }
+    connect_to(c, addrs, n < LADE_TLS_MAX_ADDRS ? n : LADE_TLS_MAX_ADDRS);
+}
+
+/* The hub's address: the factory hosts file first (read at every attempt, as before), then
+ * the DNS stub (R5): the site's servers, then the factory fallbacks. */
+static void connect_now(struct lade_charger *c)
+{
+    if (c->dnsq)
+        return; /* already resolving */
+    struct lade_sockaddr addrs[LADE_TLS_MAX_ADDRS];
+    size_t n = 0;
+    lade_err err =
+        lade_resolve_static(c->set.hub_host, c->set.hosts_file, addrs, LADE_TLS_MAX_ADDRS, &n);
+    if (err == LADE_ERR_NOSPACE)
+        err = LADE_OK; /* use the first LADE_TLS_MAX_ADDRS */
+    if (err == LADE_OK) {
+        connect_to(c, addrs, n);
+        return;
+    }
+    if (!c->dns) {
+        link_down(c, err, "cannot resolve the hub's name");
+        return;
+    }
+    err = lade_dnsres_resolve(c->dns, c->set.hub_host, AF_INET, on_hub_resolved, c, &c->dnsq);
+    if (err)
+        link_down(c, err, "cannot resolve the hub's name");
 }
 
 static void on_retry_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
@@ -688,6 +733,24 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
         goto fail;
     lade_backoff_init(&c->backoff, c->set.backoff_min_ms, c->set.backoff_max_ms,
                       c->set.backoff_stable_s * 1000u);
+    {
+        struct lade_sockaddr fb[8], site[8];
+        size_t n_fb = 0, n_site = 0;
+        lade_err e = lade_dnsres_parse_servers(c->set.fallback_dns, fb, 8, &n_fb);
+        if (e != LADE_OK && e != LADE_ERR_NOSPACE)
+            n_fb = 0;
+        if (c->set.dns_servers[0]) {
+            e = lade_dnsres_parse_servers(c->set.dns_servers, site, 8, &n_site);
+            if (e != LADE_OK && e != LADE_ERR_NOSPACE)
+                n_site = 0;
+        }
+        struct lade_dnsres_opts dop = {.fallbacks = fb, .n_fallbacks = n_fb};
+        err = lade_dnsres_new(c->loop, &dop, &c->dns);
+        if (err == LADE_OK && n_site)
+            err = lade_dnsres_set_dhcp_servers(c->dns, site, n_site);
+        if (err)
+            goto fail;
+    }
     lade_timer_init(&c->retry_timer, on_retry_timer, c);
     lade_timer_init(&c->mqtt_timer, on_mqtt_timer, c);
     lade_timer_init(&c->telemetry_timer, on_telemetry_timer, c);
@@ -701,6 +764,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     return LADE_OK;
 fail:
     ctl_free(c);
+    lade_dnsres_free(c->dns);
     if (c->own_tls)
         lade_tls_ctx_free(c->tls);
     free(c->status_file);
@@ -730,6 +794,8 @@ void lade_charger_stop(struct lade_charger *c)
     }
     set_link(c, LADE_LINK_STOPPED);
     lade_timer_cancel(c->loop, &c->retry_timer);
+    lade_dnsres_cancel(c->dnsq);
+    c->dnsq = NULL;
     ctl_stop(c);
     link_down(c, LADE_OK, "stopped");
     LOG_I(c->log_tag, "stopped");
@@ -741,6 +807,7 @@ void lade_charger_free(struct lade_charger *c)
         return;
     lade_charger_stop(c);
     ctl_free(c);
+    lade_dnsres_free(c->dns);
     if (c->own_tls)
         lade_tls_ctx_free(c->tls);
     free(c->status_file);

@@ -1,5 +1,6 @@
 /* Charger settings files (see include/lade/settings.h). */
 #include "lade/settings.h"
+#include "lade/dnsres.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +60,7 @@ static const struct key keys[] = {
     {"checkpoint_interval_s", K_U32, false, F(checkpoint_interval_s), 1, 3600, NULL},
     {"report_min_interval_s", K_U32, false, F(report_min_interval_s), 1, 3600, NULL},
     {"bearer", K_ENUM, false, F(bearer), 0, 0, "Ethernet|Wifi|LTE|PLC"},
+    {"dns_servers", K_STR, false, F(dns_servers), 0, 0, NULL},
     {"sim_car", K_ENUM, false, F(sim_car), 0, 0, "none|1p16a|3p11kw|3p22kw"},
     {"sim_soc", K_U32, false, F(sim_soc), 0, 100, NULL},
     {"sim_plug_s", K_U32, false, F(sim_plug_s), 0, 30u * 86400u, NULL},
@@ -366,6 +368,18 @@ lade_err lade_settings_check(const struct lade_settings *s, lade_settings_report
     if (access(s->ca_file, R_OK) != 0) {
         report(fn, ud, "factory settings: ca_file '%s' cannot be read", s->ca_file);
         err = LADE_ERR_CONFIG;
+    }
+    struct lade_sockaddr tmp[8];
+    size_t n = 0;
+    lade_err e = lade_dnsres_parse_servers(s->fallback_dns, tmp, 8, &n);
+    if (e != LADE_OK && e != LADE_ERR_NOSPACE) {
+        report(fn, ud, "factory settings: fallback_dns is not a list of addresses");
+        err = LADE_ERR_CONFIG;
+    }
+    if (s->dns_servers[0]) {
+        e = lade_dnsres_parse_servers(s->dns_servers, tmp, 8, &n);
+        if (e != LADE_OK && e != LADE_ERR_NOSPACE)
+            report(fn, ud, "user settings: dns_servers is not a list of addresses; ignored");
     }
     return err;
 }
