@@ -33,6 +33,8 @@ max_len_for() {
     fuzz_charger_messages) echo 8192 ;; # several records with JSON payloads
     fuzz_ingest) echo 4400 ;;           # property bag + one observation message
     fuzz_dns) echo 2048 ;;              # mode byte + one response (512 B over UDP; TCP seeds ~700 B)
+    fuzz_wpa) echo 4200 ;;              # selector + one control datagram (<= 4096: TOO_BIG path)
+    fuzz_at) echo 2048 ;;               # several modem lines, over the 512-byte line limit
     *) echo 4096 ;;
   esac
 }
