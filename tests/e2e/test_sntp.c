@@ -628,14 +628,14 @@ static void test_unreachable(void **state)
     struct lade_timesync_cfg cfg = {.servers = srv, .n_servers = 2, .port = port};
     uint64_t t0 = h_now_ms();
     world_start(&w, &cfg);
-    assert_true(h_now_ms() - t0 < 100); /* start does not wait for anything */
+    assert_true(h_now_ms() - t0 < 1000); /* start waits for nothing (a reply takes 3 s) */
     assert_true(run_until(w.loop, is_backoff, &w, 20000));
     assert_false(lade_timesync_trusted(w.ts));
     assert_int_equal(server_diag(&w, 0).last_result, LADE_SNTP_E_REFUSED);
     assert_int_equal(server_diag(&w, 1).last_result, LADE_SNTP_E_TIMEOUT);
     assert_int_equal(silent.requests, 4);
     assert_true(k.fired > 100);
-    assert_true(k.max_gap_ms < 500);
+    assert_true(k.max_gap_ms < 1500); /* a blocking wait would stall it ≥ 3 s */
     struct lade_sntp_status st;
     lade_timesync_status(w.ts, &st);
     assert_true(st.next_mono_ms >= lade_mono_ms() + 50000u); /* next burst ≥ ~64 s away */
