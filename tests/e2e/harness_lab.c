@@ -366,7 +366,7 @@ void h_lab_down(struct h_lab *lab)
     if (!lab->up)
         return;
     for (int i = 0; i < lab->nspawned; i++)
-        if (lab->spawned[i] > 0)
+        if (lab->spawned[i] > 0 && h_running(lab->spawned[i], NULL)) /* not stopped already */
             h_stop(lab->spawned[i], SIGTERM, 3000);
     lab->nspawned = 0;
     if (h_lab_cmd(lab, "down") != 0)

@@ -41,6 +41,14 @@
 #define H_LAB_RESOLVER2_ADDR "198.51.100.54" /* stands in for 1.1.1.1 */
 #define H_LAB_CHARGER_IF     "eth0"
 
+/* lade-factory arguments that point a charger's factory settings at the lab (append them to
+ * h_charger_provision's factory_args; the hub host, port and CA come from lab.hub). The hosts
+ * file h_charger_provision names (<lab.hub.dir>/hosts) maps the lab's names statically; a test
+ * of the charger's own DNS adds "--hosts-file /dev/null". */
+#define H_LAB_FACTORY_ARGS                                                                         \
+    "--ntp-host " H_LAB_NTP_HOST " --fallback-dns " H_LAB_RESOLVER1_ADDR "," H_LAB_RESOLVER2_ADDR  \
+    " --firmware-hosts fw1.lade.test,fw2.lade.test,fw3.lade.test"
+
 /* How the chargers' eth0 starts. */
 enum h_lab_addr {
     H_LAB_ADDR_NONE,   /* up, no address: the charger's own DHCP client configures it */

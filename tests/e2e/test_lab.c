@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "harness_charger.h"
 #include "harness_lab.h"
 
 static struct h_lab g_lab;
@@ -293,6 +294,24 @@ static void test_hub_through_nat(void **state)
     assert_int_equal(tcp_try("inet", ip, 22, 700), ENETUNREACH);
 }
 
+/* The C API with lade itself: a charger provisioned against lab.hub, run in charger0, online
+ * through the NAT (names from the hosts file h_charger_provision names). */
+static void test_lade_charger_online(void **state)
+{
+    (void)state;
+    struct h_charger c;
+    h_charger_provision(&c, &g_lab.hub, "LAB00001", "--evse sim " H_LAB_FACTORY_ARGS, NULL);
+    char bin[600];
+    snprintf(bin, sizeof bin, "%s/lade-charger", h_build_dir());
+    const char *argv[] = {bin,    "--factory", c.factory, "--user",
+                          c.user, "--status",  c.status,  NULL};
+    c.pid = h_lab_spawn(&g_lab, "charger0", argv, NULL, c.log);
+    assert_true(h_charger_wait_status(&c, "\"link\":\"online\"", 20000));
+    assert_true(
+        h_wait_file_contains(g_lab.hub.log, "New client connected from " H_LAB_WAN_ROUTER, 5000));
+    h_charger_stop(&c);
+}
+
 static void test_link_and_dhcp(void **state)
 {
     (void)state;
@@ -456,10 +475,15 @@ int main(void)
     }
     srand((unsigned)time(NULL));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dhcp_leases),   cmocka_unit_test(test_dns),
-        cmocka_unit_test(test_ntp),           cmocka_unit_test(test_hub_through_nat),
-        cmocka_unit_test(test_link_and_dhcp), cmocka_unit_test(test_no_route_off_machine),
-        cmocka_unit_test(test_teardown),      cmocka_unit_test(test_gc_removes_stale_labs),
+        cmocka_unit_test(test_dhcp_leases),
+        cmocka_unit_test(test_dns),
+        cmocka_unit_test(test_ntp),
+        cmocka_unit_test(test_hub_through_nat),
+        cmocka_unit_test(test_lade_charger_online),
+        cmocka_unit_test(test_link_and_dhcp),
+        cmocka_unit_test(test_no_route_off_machine),
+        cmocka_unit_test(test_teardown),
+        cmocka_unit_test(test_gc_removes_stale_labs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -607,6 +607,9 @@ cmd_up() {
     "$SRC_DIR/scripts/gen-certs.sh" ca "$(S)/pki" "lade lab CA" >/dev/null
     mkdir -p "$(S)/hub"
     [ -z "$hub_extra" ] || cp "$hub_extra" "$(S)/hub/extra.conf"
+    # the lab's names as a hosts file, for a charger's --hosts-file (harness_charger's
+    # h_charger_provision uses <hub dir>/hosts): static resolution, without DNS
+    cp "$(S)/hosts" "$(S)/hub/hosts"
     start_hub
   fi
   start_router_dns
