@@ -454,19 +454,20 @@ CONF
   if [ "$attempt" = 1 ]; then
     "$build/lade-factory" create --registry "$registry" --prefix LDE9 --count 3 --hub-host "$hub_host" \
       --hub-port 1 --ca "$work/hub/ca.pem" --out "$work/chargers" --hosts-file "$work/hosts" \
-      --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 >/dev/null
+      --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --time-source host >/dev/null
     # Figures 4–7: two chargers with the simulated EV + meter, and a service identity that
     # records what they send.
     "$build/lade-factory" create --registry "$registry" --prefix LDE8 --count 2 --hub-host "$hub_host" \
       --hub-port 1 --ca "$work/hub/ca.pem" --out "$work/sim" --hosts-file "$work/hosts" \
-      --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim >/dev/null
+      --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim --time-source host >/dev/null
     "$build/lade-factory" service --registry "$registry" --name bench --hub-host "$hub_host" \
       --out "$work/hub/bench-service.conf" >/dev/null
     # Figure 10: the portal's chargers, the portal's service identity and bench_plugin's.
     mkdir -p "$work/plugin/chargers"
     "$build/lade-factory" create --registry "$registry" --prefix LDE7 --count "$plugin_n" \
       --hub-host "$hub_host" --hub-port 1 --ca "$work/hub/ca.pem" --out "$work/plugin/chargers" \
-      --hosts-file "$work/hosts" --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim >/dev/null
+      --hosts-file "$work/hosts" --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim \
+      --time-source host >/dev/null
     for svc in portal plugin; do
       "$build/lade-factory" service --registry "$registry" --name "$svc" --hub-host "$hub_host" \
         --out "$work/plugin/$svc-service.conf" >/dev/null

@@ -37,7 +37,11 @@ struct lade_settings {
     char firmware_hosts[768]; /* comma-separated */
     char fallback_dns[256];   /* comma-separated, R5 */
     char firmware_pubkey[128];
-    char evse[16]; /* charging hardware: "sim" (simulated EV + meter) or "none" */
+    char evse[16];       /* charging hardware: "sim" (simulated EV + meter) or "none" */
+    char time_source[8]; /* "ntp" (R6: trusted time from ntp_host before the cloud link) or
+                            "host" (a developer machine or simulator: the system clock is
+                            trusted as it is; never on a real charger) */
+    uint16_t ntp_port;   /* 123; tests use their own */
     /* user */
     int log_level;        /* enum lade_log_level */
     uint32_t keepalive_s; /* MQTT keep-alive; the hub allows <= 1177 */

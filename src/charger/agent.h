@@ -11,6 +11,7 @@
 #include "lade/backoff.h"
 #include "lade/charger.h"
 #include "lade/dnsres.h"
+#include "lade/timesync.h"
 #include "lade/evse.h"
 #include "lade/iothub.h"
 #include "lade/loop.h"
@@ -104,8 +105,12 @@ struct lade_charger {
     void *restart_ud;
 
     enum lade_link_state link;
-    struct lade_dnsres *dns;        /* the DNS stub (R5): site servers, then fallbacks */
-    struct lade_dnsres_query *dnsq; /* the hub's name being resolved */
+    struct lade_dnsres *dns;         /* the DNS stub (R5): site servers, then fallbacks */
+    struct lade_dnsres_query *dnsq;  /* the hub's name being resolved */
+    struct lade_timesync *ts;        /* trusted time (R6): the cloud link waits for it */
+    bool time_wait;                  /* a connect is waiting for trusted time */
+    struct lade_dnsres_query *ntpq;  /* the NTP host's name being resolved */
+    struct lade_timer ntp_dns_timer; /* re-resolve the NTP host while time is untrusted */
     struct lade_tls_conn *conn;
     struct lade_tls_session *tls_session; /* resumed on reconnect (R12) */
     struct lade_mqtt_session mqtt;
@@ -139,6 +144,8 @@ void agent_report_twin(struct lade_charger *c, const cJSON *current);
 /* Ends the current link as failed (back-off, reconnect): the hub is known to be silent. */
 void agent_drop_link(struct lade_charger *c, const char *reason);
 void agent_arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms);
+/* Wall time in seconds on the charger's clock (trusted once NTP synced; see timesync.h). */
+int64_t agent_wall_s(const struct lade_charger *c);
 
 /* control.c */
 lade_err ctl_init(struct lade_charger *c);

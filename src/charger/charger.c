@@ -95,6 +95,18 @@ void agent_write_status(struct lade_charger *c)
     cJSON_AddNumberToObject(o, "telemetry_sent", s.telemetry_sent);
     cJSON_AddNumberToObject(o, "methods_answered", s.methods_answered);
     cJSON_AddNumberToObject(o, "next_retry_ms", s.next_retry_ms);
+    if (c->ts) {
+        struct lade_sntp_status tst;
+        lade_timesync_status(c->ts, &tst);
+        cJSON *t = cJSON_AddObjectToObject(o, "time");
+        cJSON_AddStringToObject(t, "source", c->set.time_source);
+        cJSON_AddBoolToObject(t, "trusted", lade_timesync_trusted(c->ts));
+        cJSON_AddNumberToObject(t, "offset_ms", (double)lade_timesync_offset_ms(c->ts));
+        cJSON_AddNumberToObject(t, "servers", (double)lade_timesync_servers(c->ts));
+        char line[512];
+        if (lade_timesync_describe(c->ts, line, sizeof line) == LADE_OK)
+            cJSON_AddStringToObject(t, "state", line);
+    }
     ctl_status_json(c, o);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -255,7 +267,7 @@ static void send_telemetry(struct lade_charger *c)
              ",\"connects\":%u,\"failures\":%u,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
              ",\"time\":%" PRId64 "}",
              (lade_mono_ms() - c->started_ms) / 1000, c->st.connects, c->st.failures, in, out,
-             lade_wall_s());
+             agent_wall_s(c));
     if (publish(c, topic, body, 1) == LADE_OK)
         c->st.telemetry_sent++;
 }
@@ -529,7 +541,7 @@ static void on_tls(struct lade_tls_conn *conn, lade_err status, uint32_t events,
         size_t token_len;
         lade_err err = lade_sas_token_build(
             c->set.hub_host, c->set.device_id, c->set.device_key, c->set.device_key_len,
-            lade_wall_s() + c->set.token_ttl_s, NULL, token, sizeof token, &token_len);
+            agent_wall_s(c) + c->set.token_ttl_s, NULL, token, sizeof token, &token_len);
         if (err == LADE_OK) {
             struct lade_transport t = lade_tls_conn_transport(c->conn);
             err = lade_mqtt_session_start(&c->mqtt, &t, token, now);
@@ -568,6 +580,58 @@ static void on_tls(struct lade_tls_conn *conn, lade_err status, uint32_t events,
         return;
     }
     mqtt_tick(c);
+}
+
+int64_t agent_wall_s(const struct lade_charger *c)
+{
+    return c->ts ? lade_timesync_wall_s(c->ts) : lade_wall_s();
+}
+
+static void on_trust(void *ud, bool trusted)
+{
+    struct lade_charger *c = ud;
+    LOG_I(c->log_tag, "time %s", trusted ? "trusted" : "no longer trusted");
+    lade_charger_set_clock_trusted(c, trusted);
+    if (trusted && c->time_wait) {
+        c->time_wait = false;
+        if (c->link == LADE_LINK_WAITING)
+            connect_now(c);
+    }
+    agent_write_status(c);
+}
+
+static void on_ntp_resolved(void *ud, lade_err err, const struct lade_sockaddr *addrs, size_t n,
+                            const struct lade_dnsres_info *info)
+{
+    (void)info;
+    struct lade_charger *c = ud;
+    c->ntpq = NULL;
+    if (err == LADE_OK && n && !lade_timesync_trusted(c->ts)) {
+        struct lade_sockaddr a[8];
+        size_t k = n < 8 ? n : 8;
+        for (size_t i = 0; i < k; i++) {
+            a[i] = addrs[i];
+            lade_sockaddr_set_port(&a[i], c->set.ntp_port);
+        }
+        if (lade_timesync_set_servers(c->ts, a, k) != LADE_OK)
+            LOG_W(c->log_tag, "NTP servers not taken");
+    }
+}
+
+/* While time is untrusted, the NTP host is also looked up through DNS every minute (timesync
+ * itself reads the factory hosts file and takes literal addresses). */
+static void on_ntp_dns_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    struct lade_charger *c = ud;
+    if (!c->ts || lade_timesync_trusted(c->ts) || c->link == LADE_LINK_STOPPED)
+        return;
+    if (!c->ntpq && c->dns &&
+        lade_dnsres_resolve(c->dns, c->set.ntp_host, AF_INET, on_ntp_resolved, c, &c->ntpq) !=
+            LADE_OK)
+        c->ntpq = NULL;
+    agent_arm(c, &c->ntp_dns_timer, lade_mono_ms() + 60000);
 }
 
 static void connect_to(struct lade_charger *c, const struct lade_sockaddr *addrs, size_t n)
@@ -625,6 +689,17 @@ static void connect_now(struct lade_charger *c)
 {
     if (c->dnsq)
         return; /* already resolving */
+    if (c->ts && !lade_timesync_trusted(c->ts)) {
+        /* R6: no certificate check and no SAS token on an untrusted clock. on_trust connects. */
+        if (!c->time_wait) {
+            c->time_wait = true;
+            snprintf(c->st.last_reason, sizeof c->st.last_reason,
+                     "waiting for trusted time from %.90s", c->set.ntp_host);
+            LOG_I(c->log_tag, "%s", c->st.last_reason);
+            agent_write_status(c);
+        }
+        return;
+    }
     struct lade_sockaddr addrs[LADE_TLS_MAX_ADDRS];
     size_t n = 0;
     lade_err err =
@@ -751,6 +826,23 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
         if (err)
             goto fail;
     }
+    {
+        char floor_file[300];
+        snprintf(floor_file, sizeof floor_file, "%s/clock_floor", c->set.state_dir);
+        struct lade_timesync_cfg tc = {
+            .ntp_host = c->set.ntp_host,
+            .hosts_file = c->set.hosts_file,
+            .port = c->set.ntp_port,
+            .floor_file = c->set.state_dir[0] ? floor_file : NULL,
+            .host_mode = strcmp(c->set.time_source, "host") == 0,
+            .on_trust = on_trust,
+            .ud = c,
+        };
+        err = lade_timesync_new(c->loop, &tc, &c->ts);
+        if (err)
+            goto fail;
+        lade_timer_init(&c->ntp_dns_timer, on_ntp_dns_timer, c);
+    }
     lade_timer_init(&c->retry_timer, on_retry_timer, c);
     lade_timer_init(&c->mqtt_timer, on_mqtt_timer, c);
     lade_timer_init(&c->telemetry_timer, on_telemetry_timer, c);
@@ -764,6 +856,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     return LADE_OK;
 fail:
     ctl_free(c);
+    lade_timesync_free(c->ts);
     lade_dnsres_free(c->dns);
     if (c->own_tls)
         lade_tls_ctx_free(c->tls);
@@ -779,6 +872,13 @@ lade_err lade_charger_start(struct lade_charger *c, uint32_t delay_ms)
     c->started_ms = lade_mono_ms();
     set_link(c, LADE_LINK_WAITING);
     ctl_start(c);
+    if (c->ts && !lade_timesync_trusted(c->ts)) {
+        lade_err e = lade_timesync_start(c->ts);
+        if (e != LADE_OK && e != LADE_ERR_STATE)
+            LOG_W(c->log_tag, "trusted time: %s", lade_strerror(e));
+        if (!lade_timesync_trusted(c->ts))
+            agent_arm(c, &c->ntp_dns_timer, c->started_ms);
+    }
     return lade_timer_arm(c->loop, &c->retry_timer, c->started_ms + delay_ms);
 }
 
@@ -796,6 +896,9 @@ void lade_charger_stop(struct lade_charger *c)
     lade_timer_cancel(c->loop, &c->retry_timer);
     lade_dnsres_cancel(c->dnsq);
     c->dnsq = NULL;
+    lade_dnsres_cancel(c->ntpq);
+    c->ntpq = NULL;
+    lade_timer_cancel(c->loop, &c->ntp_dns_timer);
     ctl_stop(c);
     link_down(c, LADE_OK, "stopped");
     LOG_I(c->log_tag, "stopped");
@@ -807,6 +910,7 @@ void lade_charger_free(struct lade_charger *c)
         return;
     lade_charger_stop(c);
     ctl_free(c);
+    lade_timesync_free(c->ts);
     lade_dnsres_free(c->dns);
     if (c->own_tls)
         lade_tls_ctx_free(c->tls);

@@ -423,7 +423,7 @@ static void memory_to_outbox(struct lade_charger *c)
     while (k->ob && i < k->n_mem) {
         struct ctl_mem_session *m = &k->mem[i];
         if (m->in_flight || lade_outbox_put(k->ob, LADE_OUTBOX_SESSION, m->msg_id, m->payload,
-                                            m->len, lade_wall_s(), NULL) != LADE_OK) {
+                                            m->len, agent_wall_s(c), NULL) != LADE_OK) {
             i++;
             continue;
         }
@@ -451,9 +451,9 @@ static void session_finished(struct lade_charger *c, const struct lade_session_r
     k->sessions_ended++;
     k->last_session_wh = r->energy_wh;
     open_outbox(c);
-    lade_err err =
-        k->ob ? lade_outbox_put(k->ob, LADE_OUTBOX_SESSION, mid, payload, len, lade_wall_s(), NULL)
-              : LADE_ERR_DB;
+    lade_err err = k->ob ? lade_outbox_put(k->ob, LADE_OUTBOX_SESSION, mid, payload, len,
+                                           agent_wall_s(c), NULL)
+                         : LADE_ERR_DB;
     if (err == LADE_OK) {
         k->sessions_stored++;
         storage_ok(c);
@@ -513,7 +513,7 @@ static void pump(struct lade_charger *c)
             storage_failed(c, "cannot read the outbox");
             break;
         }
-        if (lade_outbox_attempt(k->ob, rec.msg_id, lade_wall_s()) != LADE_OK)
+        if (lade_outbox_attempt(k->ob, rec.msg_id, agent_wall_s(c)) != LADE_OK)
             LOG_W(c->log_tag, "cannot count a send attempt");
         bool ok = send_one(c, slot, rec.msg_id, rec.payload, rec.len, false);
         if (ok)
@@ -636,7 +636,7 @@ static void obs_flush(struct lade_charger *c)
     bool more = true;
     for (int guard = 0; more && guard < 16; guard++) {
         size_t len = 0;
-        if (lade_obs_encode(&k->obs, now, lade_wall_s(), buf, sizeof buf, &len, &more) != LADE_OK)
+        if (lade_obs_encode(&k->obs, now, agent_wall_s(c), buf, sizeof buf, &len, &more) != LADE_OK)
             break;
         if (len == 0)
             break;
@@ -684,7 +684,7 @@ static void step(struct lade_charger *c)
         return;
     k->stepping = true;
     uint64_t now = now_ms();
-    int64_t wall = lade_wall_s();
+    int64_t wall = agent_wall_s(c);
     if (k->hw == &k->sim)
         sim_advance(c, now);
     struct lade_charging_inputs in;
@@ -1023,7 +1023,7 @@ static void run_command(struct lade_charger *c, int64_t id, const cJSON *args, i
             return;
         }
         /* The session in progress is checkpointed and resumes after the restart. */
-        checkpoint(c, lade_wall_s());
+        checkpoint(c, agent_wall_s(c));
         agent_arm(c, &k->restart_timer, now_ms() + 500);
         reply(c, LADE_CMD_OK, NULL, -1, status, body, cap);
         return;
@@ -1326,7 +1326,7 @@ void ctl_stop(struct lade_charger *c)
     /* Orderly stop: the session in progress is checkpointed (it resumes at the next start);
      * the board gets no offer and an open contactor. */
     if (k->session_hex[0])
-        checkpoint(c, lade_wall_s());
+        checkpoint(c, agent_wall_s(c));
     lade_timer_cancel(c->loop, &k->step_timer);
     lade_timer_cancel(c->loop, &k->obs_timer);
     lade_timer_cancel(c->loop, &k->restart_timer);

@@ -49,6 +49,8 @@ static const struct key keys[] = {
     {"backoff_stable_s", K_U32, false, F(backoff_stable_s), 1, 86400, NULL},
     {"connect_timeout_ms", K_U32, false, F(connect_timeout_ms), 500, 120000, NULL},
     {"evse", K_ENUM, true, F(evse), 0, 0, "sim|none"},
+    {"time_source", K_ENUM, true, F(time_source), 0, 0, "ntp|host"},
+    {"ntp_port", K_U32, true, F(ntp_port), 1, 65535, NULL},
     {"state_dir", K_STR, false, F(state_dir), 0, 0, NULL},
     {"max_current_a", K_U32, false, F(max_current_a), 6, 63, NULL},
     {"min_current_a", K_U32, false, F(min_current_a), 6, 63, NULL},
@@ -91,6 +93,8 @@ void lade_settings_defaults(struct lade_settings *s)
     s->backoff_stable_s = 60;
     s->connect_timeout_ms = 10000;
     snprintf(s->evse, sizeof s->evse, "none");
+    snprintf(s->time_source, sizeof s->time_source, "ntp");
+    s->ntp_port = 123;
     snprintf(s->state_dir, sizeof s->state_dir, "/var/lib/lade");
     s->max_current_a = 32;
     s->min_current_a = 6;
@@ -418,6 +422,9 @@ lade_err lade_settings_write_factory(const struct lade_settings *s, const char *
     if (s->firmware_pubkey[0])
         fprintf(f, "firmware_pubkey = %s\n", s->firmware_pubkey);
     fprintf(f, "evse = %s\n", s->evse);
+    fprintf(f, "time_source = %s\n", s->time_source);
+    if (s->ntp_port != 123)
+        fprintf(f, "ntp_port = %u\n", s->ntp_port);
     memset(key_b64, 0, sizeof key_b64);
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;

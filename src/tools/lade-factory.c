@@ -28,7 +28,8 @@
 
 struct opts {
     const char *registry, *hub_host, *ca, *out, *id, *prefix, *ntp_host, *firmware_hosts,
-        *fallback_dns, *hosts_file, *firmware_pubkey, *device, *name, *evse;
+        *fallback_dns, *hosts_file, *firmware_pubkey, *device, *name, *evse, *time_source;
+    long ntp_port;
     long hub_port, count, ttl;
 };
 
@@ -39,6 +40,7 @@ static void usage(FILE *f)
           "                       [--id ID | --prefix LDE --count N] [--hub-port 8883]\n"
           "                       [--ntp-host H] [--firmware-hosts a,b,c] [--fallback-dns a,b]\n"
           "                       [--hosts-file F] [--firmware-pubkey B64] [--evse sim|none]\n"
+          "                       [--time-source ntp|host] [--ntp-port N]\n"
           "  lade-factory service --registry DB --name NAME --hub-host HOST --out FILE\n"
           "  lade-factory token   --registry DB (--device ID | --name SERVICE) --hub-host HOST\n"
           "                       [--ttl SECONDS]\n"
@@ -98,6 +100,10 @@ static int create_one(struct lade_registry *reg, const struct opts *o, const cha
         snprintf(s.firmware_pubkey, sizeof s.firmware_pubkey, "%s", o->firmware_pubkey);
     if (o->evse)
         snprintf(s.evse, sizeof s.evse, "%s", o->evse);
+    if (o->time_source)
+        snprintf(s.time_source, sizeof s.time_source, "%s", o->time_source);
+    if (o->ntp_port)
+        s.ntp_port = (uint16_t)o->ntp_port;
 
     char dir[600], path[700];
     snprintf(dir, sizeof dir, "%s/%s", o->out, id);
@@ -305,6 +311,8 @@ int main(int argc, char **argv)
         {"hosts-file", required_argument, 0, 'h'},
         {"firmware-pubkey", required_argument, 0, 'K'},
         {"evse", required_argument, 0, 'E'},
+        {"time-source", required_argument, 0, 'T'},
+        {"ntp-port", required_argument, 0, 'R'},
         {"device", required_argument, 0, 'd'},
         {"name", required_argument, 0, 'm'},
         {"ttl", required_argument, 0, 't'},
@@ -359,6 +367,16 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.evse = optarg;
+            break;
+        case 'T':
+            if (strcmp(optarg, "ntp") != 0 && strcmp(optarg, "host") != 0) {
+                fprintf(stderr, "lade-factory: --time-source must be ntp or host\n");
+                return 2;
+            }
+            o.time_source = optarg;
+            break;
+        case 'R':
+            o.ntp_port = parse_long(optarg, "--ntp-port", 1, 65535);
             break;
         case 'd':
             o.device = optarg;

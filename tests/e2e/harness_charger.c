@@ -41,12 +41,13 @@ void h_charger_provision(struct h_charger *c, const struct h_hub *hub, const cha
 {
     memset(c, 0, sizeof *c);
     snprintf(c->id, sizeof c->id, "%s", id);
-    assert_int_equal(h_sh("'%s/lade-factory' create --registry '%s' --id %s --hub-host %s "
-                          "--hub-port %d --ca '%s' --out '%s/chargers' --hosts-file '%s/hosts' "
-                          "--ntp-host ntp.lade.test --fallback-dns 127.0.0.1 %s >/dev/null",
-                          h_build_dir(), hub->registry, id, hub->host, hub->port, hub->ca, hub->dir,
-                          hub->dir, factory_args ? factory_args : ""),
-                     0);
+    assert_int_equal(
+        h_sh("'%s/lade-factory' create --registry '%s' --id %s --hub-host %s "
+             "--hub-port %d --ca '%s' --out '%s/chargers' --hosts-file '%s/hosts' "
+             "--ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --time-source host %s >/dev/null",
+             h_build_dir(), hub->registry, id, hub->host, hub->port, hub->ca, hub->dir, hub->dir,
+             factory_args ? factory_args : ""),
+        0);
     snprintf(c->dir, sizeof c->dir, "%s/chargers/%s", hub->dir, id);
     snprintf(c->state_dir, sizeof c->state_dir, "%s/state", c->dir);
     snprintf(c->factory, sizeof c->factory, "%s/factory.conf", c->dir);

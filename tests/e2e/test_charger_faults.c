@@ -163,7 +163,7 @@ static void provision(const char *dir, const char *ca_dir, const char *host, int
     h_write_file(hosts, text);
     assert_int_equal(h_sh("'%s/lade-factory' create --registry '%s/registry.db' --id LDE0000042 "
                           "--hub-host %s --hub-port %d --ca '%s/ca.pem' --out '%s/chargers' "
-                          "--hosts-file '%s' >/dev/null",
+                          "--hosts-file '%s' --time-source host >/dev/null",
                           h_build_dir(), dir, host, port, ca_dir, dir, hosts),
                      0);
     h_write_file(strcat(strcpy(text, dir), "/user.conf"),

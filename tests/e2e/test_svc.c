@@ -307,7 +307,8 @@ static void create_device(const char *id)
 {
     assert_int_equal(h_sh("'%s/lade-factory' create --registry '%s' --id %s --hub-host %s "
                           "--hub-port %d --ca '%s' --out '%s/chargers' --hosts-file '%s' "
-                          "--ntp-host ntp.lade.test --fallback-dns 127.0.0.1 >/dev/null",
+                          "--ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --time-source host "
+                          ">/dev/null",
                           h_build_dir(), hub.registry, id, hub.host, hub.port, hub.ca, hub.dir,
                           hosts),
                      0);
