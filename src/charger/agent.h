@@ -111,6 +111,13 @@ struct lade_charger {
     bool time_wait;                  /* a connect is waiting for trusted time */
     struct lade_dnsres_query *ntpq;  /* the NTP host's name being resolved */
     struct lade_timer ntp_dns_timer; /* re-resolve the NTP host while time is untrusted */
+    /* Diagnostics of the last resolution of the hub's name (R19). */
+    char dns_source[16]; /* "hosts", "dns", "cache", "literal"; "" none yet */
+    char dns_server[72]; /* the server that answered */
+    bool dns_fallback;   /* it was a fallback server */
+    uint32_t dns_ms;     /* how long it took */
+    char dns_error[96];  /* the last failure ("" none) */
+    char hub_addr[72];   /* the address the link uses */
     struct lade_tls_conn *conn;
     struct lade_tls_session *tls_session; /* resumed on reconnect (R12) */
     struct lade_mqtt_session mqtt;

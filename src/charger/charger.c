@@ -292,6 +292,31 @@ static cJSON *reported_doc(const struct lade_charger *c)
     cJSON_AddNumberToObject(o, "telemetryIntervalS", c->st.telemetry_interval_s);
     cJSON_AddNumberToObject(o, "desiredVersion", (double)c->st.desired_version);
     ctl_reported(c, o);
+    /* Network diagnostics (R19): reported after every connect, so the portal can see how the
+     * charger got here and why it was away. The twin keeps them while the charger is offline. */
+    cJSON *n = cJSON_AddObjectToObject(o, "network");
+    cJSON_AddStringToObject(n, "bearer", c->set.bearer);
+    cJSON_AddStringToObject(n, "hubAddress", c->hub_addr);
+    cJSON *d = cJSON_AddObjectToObject(n, "dns");
+    cJSON_AddStringToObject(d, "source", c->dns_source);
+    cJSON_AddStringToObject(d, "server", c->dns_server);
+    cJSON_AddBoolToObject(d, "fallback", c->dns_fallback);
+    cJSON_AddNumberToObject(d, "ms", c->dns_ms);
+    cJSON_AddStringToObject(d, "lastError", c->dns_error);
+    if (c->ts) {
+        cJSON *t = cJSON_AddObjectToObject(n, "time");
+        cJSON_AddStringToObject(t, "source", c->set.time_source);
+        cJSON_AddBoolToObject(t, "trusted", lade_timesync_trusted(c->ts));
+        char line[400];
+        if (lade_timesync_describe(c->ts, line, sizeof line) == LADE_OK)
+            cJSON_AddStringToObject(t, "state", line);
+    }
+    cJSON *h = cJSON_AddObjectToObject(n, "hub");
+    cJSON_AddNumberToObject(h, "connects", c->st.connects);
+    cJSON_AddNumberToObject(h, "failures", c->st.failures);
+    cJSON_AddStringToObject(h, "lastError",
+                            c->st.last_error ? lade_strerror(c->st.last_error) : "");
+    cJSON_AddStringToObject(h, "lastReason", c->st.last_reason);
     return o;
 }
 
@@ -636,6 +661,8 @@ static void on_ntp_dns_timer(struct lade_loop *loop, struct lade_timer *t, void 
 
 static void connect_to(struct lade_charger *c, const struct lade_sockaddr *addrs, size_t n)
 {
+    if (n && lade_sockaddr_format(&addrs[0], c->hub_addr, sizeof c->hub_addr))
+        c->hub_addr[0] = 0;
     struct lade_tls_conn_opts o = {
         .host = c->set.hub_host,
         .addrs = addrs,
@@ -670,15 +697,21 @@ static void on_hub_resolved(void *ud, lade_err err, const struct lade_sockaddr *
                  err == LADE_ERR_NOT_FOUND ? "no such name"
                  : err == LADE_ERR_TIMEOUT ? "no DNS server answered in time"
                                            : "no DNS server gave an answer");
+        snprintf(c->dns_error, sizeof c->dns_error, "%s", why + 29);
         link_down(c, LADE_ERR_RESOLVE, why);
         return;
     }
-    if (info && info->source == LADE_DNSRES_DNS) {
-        char srv[LADE_SOCKADDR_STRLEN] = "";
-        if (info->server >= 0 && lade_sockaddr_format(&info->server_addr, srv, sizeof srv))
-            srv[0] = 0;
-        LOG_D(c->log_tag, "%s resolved by %s%s in %u ms", c->set.hub_host, srv,
-              info->fallback ? " (fallback)" : "", info->elapsed_ms);
+    c->dns_error[0] = 0;
+    if (info) {
+        snprintf(c->dns_source, sizeof c->dns_source, "%s", lade_dnsres_source_name(info->source));
+        c->dns_server[0] = 0;
+        if (info->server >= 0 &&
+            lade_sockaddr_format(&info->server_addr, c->dns_server, sizeof c->dns_server))
+            c->dns_server[0] = 0;
+        c->dns_fallback = info->fallback;
+        c->dns_ms = info->elapsed_ms;
+        LOG_D(c->log_tag, "%s resolved (%s %s%s) in %u ms", c->set.hub_host, c->dns_source,
+              c->dns_server, info->fallback ? ", fallback" : "", info->elapsed_ms);
     }
     connect_to(c, addrs, n < LADE_TLS_MAX_ADDRS ? n : LADE_TLS_MAX_ADDRS);
 }
@@ -707,6 +740,9 @@ static void connect_now(struct lade_charger *c)
     if (err == LADE_ERR_NOSPACE)
         err = LADE_OK; /* use the first LADE_TLS_MAX_ADDRS */
     if (err == LADE_OK) {
+        snprintf(c->dns_source, sizeof c->dns_source, "hosts");
+        c->dns_server[0] = 0;
+        c->dns_error[0] = 0;
         connect_to(c, addrs, n);
         return;
     }

@@ -1598,6 +1598,85 @@ static void h_send_command(struct ctx *c)
     c->api->cmds = k;
 }
 
+/* -- network diagnostics (SPEC R19) -- */
+
+/* The twin's reported "network" object (docs/charger.md: bearer, hub address, DNS, time, the
+ * hub link's last error), as the charger last reported it — still readable while it is
+ * offline, which is when it is needed. */
+static void on_network_reply(void *ud, lade_err err, int status, bool hub_made, const char *body,
+                             size_t len)
+{
+    (void)hub_made;
+    struct api_cmd *k = ud;
+    struct portal_api *api = k->api;
+    struct lade_http_req *req = k->req;
+    cmd_unlink(k);
+    if (!req) {
+        free(k);
+        return;
+    }
+    if (err != LADE_OK || status != 200) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "twin not readable: %s, status %d", lade_strerror(err),
+                 status);
+        send_code(api, req, 502, 502, reason);
+        free(k);
+        return;
+    }
+    cJSON *twin = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(twin, "reported");
+    const cJSON *net = cJSON_GetObjectItemCaseSensitive(rep, "network");
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        char cid[PORTAL_ID_LEN + 1];
+        portal_id_format(PORTAL_ID_CHARGER, k->charger_id, cid);
+        cJSON_AddStringToObject(o, "ChargerId", cid);
+        cJSON_AddBoolToObject(o, "IsOnline",
+                              api->p ? portal_charger_online(api->p, k->charger_id) : false);
+        const cJSON *fw = cJSON_GetObjectItemCaseSensitive(rep, "firmwareVersion");
+        if (cJSON_IsString(fw))
+            cJSON_AddStringToObject(o, "FirmwareVersion", fw->valuestring);
+        if (cJSON_IsObject(net))
+            cJSON_AddItemToObject(o, "Network", cJSON_Duplicate(net, true));
+        else
+            cJSON_AddNullToObject(o, "Network");
+    }
+    cJSON_Delete(twin);
+    send_json(api, req, 200, o, NULL);
+    free(k);
+}
+
+static void h_charger_network(struct ctx *c)
+{
+    int64_t id;
+    struct lade_store_charger ch;
+    if (!path_id(c, 0, PORTAL_ID_CHARGER, "charger", &id) || !need_charger(c, id, ROLES_ANY, &ch))
+        return;
+    struct api_cmd *k = calloc(1, sizeof *k);
+    if (!k) {
+        server_error(c, LADE_ERR_NOMEM, "network");
+        return;
+    }
+    k->api = c->api;
+    k->req = c->req;
+    k->charger_id = id;
+    lade_err err = portal_twin_get(c->p, id, on_network_reply, k);
+    if (err != LADE_OK) {
+        free(k);
+        if (err == LADE_ERR_STATE)
+            message_h(c, 503, "Retry-After: 5", "the portal has no link to the hub now");
+        else if (err == LADE_ERR_NOT_FOUND)
+            message(c, 404, "no such charger");
+        else
+            server_error(c, err, "network");
+        return;
+    }
+    k->next = c->api->cmds;
+    if (k->next)
+        k->next->prev = k;
+    c->api->cmds = k;
+}
+
 /* -- settings -- */
 
 static void on_twin_reply(void *ud, lade_err err, int status, bool hub_made, const char *body,
@@ -2859,6 +2938,7 @@ static const struct route routes[] = {
     {"GET", "api/chargers", AUTH_USER, h_chargers},
     {"GET", "api/chargers/*", AUTH_USER, h_charger_get},
     {"GET", "api/chargers/*/state", AUTH_USER, h_charger_state},
+    {"GET", "api/lade/chargers/*/network", AUTH_USER, h_charger_network},
     {"POST", "api/chargers/*/sendcommand/*", AUTH_USER, h_send_command},
     {"POST", "api/chargers/*/update", AUTH_USER, h_charger_update},
     {"GET", "api/chargerfirmware/installation/*", AUTH_USER, h_firmware},

@@ -1243,7 +1243,8 @@ static void api_reply(void *ud, const struct lade_svc_result *r)
 {
     struct api_call *k = ud;
     struct pchg *c = chg_by_id(k->p, k->charger_id);
-    if (c && c->site && r->err == LADE_OK && !r->hub_made) {
+    /* Only a method's answer comes from the charger itself (twin replies are the hub's). */
+    if (c && c->site && r->err == LADE_OK && !r->hub_made && r->op == LADE_SVC_OP_METHOD) {
         (void)!lade_balancer_charger_heard(c->site->bal, c->idx, lade_mono_ms());
         site_kick(c->site);
     }
@@ -1271,12 +1272,15 @@ static lade_err api_send(struct lade_portal *p, int64_t charger_id, const char *
     lade_err err =
         method ? lade_svc_call(p->svc, c->sc.device_id, method, json,
                                timeout_ms ? timeout_ms : p->o.command_timeout_ms, api_reply, k)
-               : lade_svc_twin_patch(p->svc, c->sc.device_id, json, p->o.command_timeout_ms,
-                                     api_reply, k);
+        : json ? lade_svc_twin_patch(p->svc, c->sc.device_id, json, p->o.command_timeout_ms,
+                                     api_reply, k)
+               : lade_svc_twin_get(p->svc, c->sc.device_id, p->o.command_timeout_ms, api_reply, k);
     if (err != LADE_OK) {
         free(k);
         return err;
     }
+    if (!method && !json)
+        return LADE_OK; /* a twin read goes to the hub only, not to the charger */
     p->m.messages_out++;
     if (c->site)
         (void)!lade_balancer_charger_sent(c->site->bal, c->idx, lade_mono_ms());
@@ -1289,6 +1293,13 @@ lade_err portal_call(struct lade_portal *p, int64_t charger_id, const char *meth
     if (!p || !method || !fn)
         return LADE_ERR_INVAL;
     return api_send(p, charger_id, method, json, timeout_ms, fn, ud);
+}
+
+lade_err portal_twin_get(struct lade_portal *p, int64_t charger_id, portal_reply_fn fn, void *ud)
+{
+    if (!p || !fn)
+        return LADE_ERR_INVAL;
+    return api_send(p, charger_id, NULL, NULL, 0, fn, ud);
 }
 
 lade_err portal_twin_patch(struct lade_portal *p, int64_t charger_id, const char *json,

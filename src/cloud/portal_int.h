@@ -76,6 +76,12 @@ lade_err portal_call(struct lade_portal *p, int64_t charger_id, const char *meth
 lade_err portal_twin_patch(struct lade_portal *p, int64_t charger_id, const char *json,
                            portal_reply_fn fn, void *ud) LADE_MUST_CHECK;
 
+/* Reads the charger's twin from the hub ({"desired":{...},"reported":{...}}; the hub keeps it
+ * while the charger is offline, so its last reported diagnostics stay readable). Same rules;
+ * LADE_ERR_STATE without a hub link. */
+lade_err portal_twin_get(struct lade_portal *p, int64_t charger_id, portal_reply_fn fn,
+                         void *ud) LADE_MUST_CHECK;
+
 /* Whether the portal sees the charger connected now. */
 bool portal_charger_online(struct lade_portal *p, int64_t charger_id);
 

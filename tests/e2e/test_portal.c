@@ -474,7 +474,22 @@ static void test_all_charge_within_limits(void **state)
         rows++;
     }
     assert_int_equal(rows, 9); /* 3 nodes x 3 phases */
-    free(m); /* The spare charger from the registry: listed, not in any installation. */
+    free(m);
+    /* Network diagnostics (R19) from the charger's reported twin. */
+    char np[160];
+    snprintf(np, sizeof np, "/api/lade/chargers/%s/network", chg_gid[0]);
+    cJSON *net = get_json(np);
+    const cJSON *nw = cJSON_GetObjectItemCaseSensitive(net, "Network");
+    assert_true(cJSON_IsObject(nw));
+    const cJSON *hub_o = cJSON_GetObjectItemCaseSensitive(nw, "hub");
+    assert_true(cJSON_GetObjectItemCaseSensitive(hub_o, "connects")->valueint >= 1);
+    const cJSON *dns_o = cJSON_GetObjectItemCaseSensitive(nw, "dns");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(dns_o, "source")->valuestring, "hosts");
+    const cJSON *time_o = cJSON_GetObjectItemCaseSensitive(nw, "time");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(time_o, "trusted")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(net, "IsOnline")));
+    cJSON_Delete(net);
+    /* The spare charger from the registry: listed, not in any installation. */
     cJSON *all = get_json("/api/chargers");
     const cJSON *e, *spare = NULL;
     int listed = 0;
