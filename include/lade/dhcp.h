@@ -170,6 +170,34 @@ bool lade_ipv4_unicast(uint32_t addr);
 /* Prefix length of a contiguous netmask (0..32), or -1 if not contiguous. */
 int lade_ipv4_prefix_len(uint32_t mask);
 
+/* ---------------------------------------------------------------- IPv4 + UDP framing
+ * For AF_PACKET SOCK_DGRAM sockets, where a buffer starts at the IPv4 header: DHCP before the
+ * interface has an address (src/port/linux/dhcp_linux.c). */
+
+#define LADE_IPV4_UDP_HDR 28u /* IPv4 header without options + UDP header */
+
+struct lade_ipv4_udp {
+    uint32_t src, dst;
+    uint16_t sport, dport;
+    const uint8_t *payload; /* view into the input */
+    size_t len;
+};
+
+/* Writes an IPv4 header (no options, TTL 64, TOS 0x10, id 0, checksum) + UDP header (with
+ * checksum) + payload. LADE_ERR_NOSPACE if cap < 28 + len; LADE_ERR_TOO_BIG if the datagram
+ * would exceed 65535 bytes. */
+lade_err lade_ipv4_udp_encode(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+                              const uint8_t *payload, size_t len, uint8_t *buf, size_t cap,
+                              size_t *out_len) LADE_MUST_CHECK;
+/* Checks an IPv4 datagram carrying UDP: version 4, IHL >= 5, total length >= header and within
+ * buf (bytes after it, e.g. Ethernet padding, are ignored), header checksum, not a fragment,
+ * protocol 17, UDP length >= 8 and within the IP payload, and — when udp_sum is true — the UDP
+ * checksum unless it is 0. LADE_ERR_PROTO otherwise.
+ * udp_sum false is for packets the kernel marks TP_STATUS_CSUMNOTREADY (checksum offload, e.g.
+ * from a veth peer or a local sender: the field holds only the pseudo-header sum). */
+lade_err lade_ipv4_udp_decode(const uint8_t *buf, size_t len, bool udp_sum,
+                              struct lade_ipv4_udp *out) LADE_MUST_CHECK;
+
 /* ---------------------------------------------------------------- client machine
  *
  * States (docs/dhcp.md has the diagram; RFC 2131 §4.4, Figure 5):

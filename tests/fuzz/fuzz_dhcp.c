@@ -2,7 +2,8 @@
  * machines fed the same bytes (src/proto/dhcp, src/proto/ipv4ll).
  *
  * Input: byte 0 selects; the rest is one packet (a UDP payload from port 67, or an ARP payload).
- *   bits 0-1: 0 reply decoder, 1 ARP decoder + ACD + link-local, 2-3 client machine
+ *   bits 0-1: 0 reply decoder (bit 6: the input is an IPv4/UDP datagram from a packet socket,
+ *             unwrapped first), 1 ARP decoder + ACD + link-local, 2-3 client machine
  *   bits 2-4: client state before the packet: SELECTING, REQUESTING, RENEWING, REBINDING,
  *             REBOOTING (held lease), REBOOTING (fresh) — others fold onto these
  *   bit 7:    overwrite xid and chaddr with the expected ones (reach past the "not for us" check)
@@ -240,12 +241,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (sel & 3) {
     case 0: {
         struct lade_dhcp_reply r, r2;
-        lade_err e = lade_dhcp_decode_reply(buf, size, XID, MAC, &r);
+        const uint8_t *p = buf;
+        if (sel & 0x40) {
+            struct lade_ipv4_udp u;
+            lade_err ue = lade_ipv4_udp_decode(buf, size, (sel & 0x20) != 0, &u);
+            CHECK(ue == LADE_OK || ue == LADE_ERR_PROTO);
+            if (ue != LADE_OK)
+                break;
+            CHECK(u.payload >= buf && u.payload + u.len <= buf + size);
+            /* re-wrapping gives a datagram that decodes to the same */
+            static uint8_t again[sizeof buf + LADE_IPV4_UDP_HDR];
+            size_t n;
+            CHECK(lade_ipv4_udp_encode(u.src, u.dst, u.sport, u.dport, u.payload, u.len, again,
+                                       sizeof again, &n) == LADE_OK);
+            struct lade_ipv4_udp w;
+            CHECK(lade_ipv4_udp_decode(again, n, true, &w) == LADE_OK);
+            CHECK(w.len == u.len && memcmp(w.payload, u.payload, u.len) == 0);
+            p = u.payload;
+            size = u.len;
+        }
+        lade_err e = lade_dhcp_decode_reply(p, size, XID, MAC, &r);
         CHECK(e == LADE_OK || e == LADE_ERR_NOT_FOUND || e == LADE_ERR_PROTO ||
               e == LADE_ERR_TOO_BIG);
         if (e == LADE_OK) {
             check_reply(&r);
-            CHECK(lade_dhcp_decode_reply(buf, size, XID, MAC, &r2) == LADE_OK);
+            CHECK(lade_dhcp_decode_reply(p, size, XID, MAC, &r2) == LADE_OK);
             CHECK(memcmp(&r, &r2, sizeof r) == 0);
         }
         break;

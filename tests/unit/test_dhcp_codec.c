@@ -740,6 +740,91 @@ static void test_ipv4_helpers(void **state)
     assert_string_equal(lade_dhcp_type_name(9), "?");
 }
 
+static void test_ipv4_udp(void **state)
+{
+    (void)state;
+    uint8_t pay[301], buf[400];
+    for (size_t i = 0; i < sizeof pay; i++)
+        pay[i] = (uint8_t)(i * 7);
+    size_t n;
+    struct lade_ipv4_udp u;
+    /* odd payload length: the checksum pads with a zero byte */
+    assert_int_equal(
+        lade_ipv4_udp_encode(0, LADE_IPV4_BROADCAST, 68, 67, pay, sizeof pay, buf, sizeof buf, &n),
+        LADE_OK);
+    assert_int_equal(n, LADE_IPV4_UDP_HDR + sizeof pay);
+    assert_int_equal(buf[0], 0x45);
+    assert_int_equal(buf[9], 17);
+    assert_int_equal(buf[8], 64);
+    assert_int_equal(lade_ipv4_udp_decode(buf, n, true, &u), LADE_OK);
+    assert_int_equal(u.src, 0);
+    assert_int_equal(u.dst, LADE_IPV4_BROADCAST);
+    assert_int_equal(u.sport, 68);
+    assert_int_equal(u.dport, 67);
+    assert_int_equal(u.len, sizeof pay);
+    assert_ptr_equal(u.payload, buf + 28);
+    assert_memory_equal(u.payload, pay, sizeof pay);
+    /* Ethernet padding after the datagram is ignored */
+    memset(buf + n, 0xee, 20);
+    assert_int_equal(lade_ipv4_udp_decode(buf, n + 20, true, &u), LADE_OK);
+    assert_int_equal(u.len, sizeof pay);
+    /* every single-bit error in the headers or payload is caught by a checksum or a check */
+    for (size_t i = 0; i < n; i++) {
+        if (i == 1 || i == 8)
+            continue; /* TOS and TTL are covered by the header checksum only ... */
+        buf[i] ^= 0x01;
+        struct lade_ipv4_udp v;
+        assert_int_equal(lade_ipv4_udp_decode(buf, n, true, &v), LADE_ERR_PROTO);
+        buf[i] ^= 0x01;
+    }
+    buf[1] ^= 1; /* ... which catches them */
+    assert_int_equal(lade_ipv4_udp_decode(buf, n, true, &u), LADE_ERR_PROTO);
+    buf[1] ^= 1;
+    /* a payload error passes when the UDP checksum is not to be checked (offload) */
+    buf[100] ^= 0x10;
+    assert_int_equal(lade_ipv4_udp_decode(buf, n, true, &u), LADE_ERR_PROTO);
+    assert_int_equal(lade_ipv4_udp_decode(buf, n, false, &u), LADE_OK);
+    buf[100] ^= 0x10;
+    /* checksum 0: not checked */
+    uint8_t save6 = buf[26], save7 = buf[27];
+    buf[26] = buf[27] = 0;
+    buf[100] ^= 0x10;
+    assert_int_equal(lade_ipv4_udp_decode(buf, n, true, &u), LADE_OK);
+    buf[100] ^= 0x10;
+    buf[26] = save6;
+    buf[27] = save7;
+    /* truncated, fragments, other protocols, options (IHL 6) */
+    assert_int_equal(lade_ipv4_udp_decode(buf, n - 1, true, &u), LADE_ERR_PROTO);
+    assert_int_equal(lade_ipv4_udp_decode(buf, 27, true, &u), LADE_ERR_PROTO);
+    assert_int_equal(lade_ipv4_udp_decode(NULL, n, true, &u), LADE_ERR_INVAL);
+    uint8_t small[64];
+    static const uint8_t four[4] = {1, 2, 3, 4};
+    assert_int_equal(lade_ipv4_udp_encode(LADE_IPV4(10, 0, 0, 1), LADE_IPV4(10, 0, 0, 2), 67, 68,
+                                          four, 4, small, sizeof small, &n),
+                     LADE_OK);
+    assert_int_equal(lade_ipv4_udp_decode(small, n, true, &u), LADE_OK);
+    assert_int_equal(lade_ipv4_udp_encode(0, 0, 1, 2, four, 4, small, 31, &n), LADE_ERR_NOSPACE);
+    assert_int_equal(lade_ipv4_udp_encode(0, 0, 1, 2, pay, 70000, buf, sizeof buf, &n),
+                     LADE_ERR_TOO_BIG);
+    /* an IPv4 option (IHL 6): accepted, the UDP header follows the options */
+    uint8_t opt[64] = {0};
+    memcpy(opt, small, 20);
+    opt[0] = 0x46;
+    opt[3] = (uint8_t)(n + 4);
+    opt[10] = opt[11] = 0;
+    memcpy(opt + 24, small + 20, n - 20);
+    uint32_t acc = 0;
+    for (int i = 0; i < 24; i += 2)
+        acc += (uint32_t)((opt[i] << 8) | opt[i + 1]);
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    opt[10] = (uint8_t)(~acc >> 8);
+    opt[11] = (uint8_t)~acc;
+    assert_int_equal(lade_ipv4_udp_decode(opt, n + 4, true, &u), LADE_OK);
+    assert_int_equal(u.len, 4);
+    assert_memory_equal(u.payload, four, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,7 +834,7 @@ int main(void)
         cmocka_unit_test(test_decode_option_framing),  cmocka_unit_test(test_decode_message_type),
         cmocka_unit_test(test_decode_fixed_options),   cmocka_unit_test(test_decode_address_lists),
         cmocka_unit_test(test_decode_yiaddr),          cmocka_unit_test(test_decode_overload),
-        cmocka_unit_test(test_ipv4_helpers),
+        cmocka_unit_test(test_ipv4_helpers),           cmocka_unit_test(test_ipv4_udp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
