@@ -293,7 +293,7 @@ struct lade_dhcp_lease {
 };
 
 /* Output of every entry point. The caller performs the flagged actions in this order:
- *   SEND, DROP, ACD_STOP, CONFIGURE, ACD_START, LL_STOP, LL_START
+ *   SEND, DROP, ACD_STOP, CONFIGURE, ACD_START or ACD_DEFEND, LL_STOP, LL_START
  * (SEND first: a RELEASE leaves from the address that DROP then removes; CONFIGURE before
  * LL_STOP: the link-local address goes only once the lease's address is there)
  * and calls lade_dhcp_tick at next_ms (UINT64_MAX: no timer). Pointers are valid until the
@@ -305,6 +305,9 @@ struct lade_dhcp_lease {
 #define LADE_DHCP_ACT_ACD_STOP  0x10u /* stop ARP probing/defending of the DHCP address */
 #define LADE_DHCP_ACT_LL_START  0x20u /* start IPv4 link-local (include/lade/ipv4ll.h) */
 #define LADE_DHCP_ACT_LL_STOP   0x40u /* stop link-local and drop its address */
+#define LADE_DHCP_ACT_ACD_DEFEND                                                                   \
+    0x80u /* announce acd_addr (configured already) and defend it                                  \
+             (RFC 5227 §2.3: after the link came back) */
 
 struct lade_dhcp_actions {
     uint32_t flags;
@@ -321,7 +324,7 @@ struct lade_dhcp_actions {
     /* DROP */
     uint32_t drop_addr;
     uint8_t drop_prefix_len;
-    /* ACD_START */
+    /* ACD_START, ACD_DEFEND */
     uint32_t acd_addr;
     uint64_t next_ms;
 };

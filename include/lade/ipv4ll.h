@@ -117,6 +117,11 @@ lade_err lade_acd_init(struct lade_acd *a, const struct lade_acd_cfg *cfg) LADE_
 /* Starts probing addr (any state; restarts). LADE_ERR_INVAL if addr is not unicast. */
 lade_err lade_acd_start(struct lade_acd *a, uint32_t addr, uint64_t now_ms,
                         struct lade_acd_actions *act) LADE_MUST_CHECK;
+/* For an address that is configured already (e.g. a lease kept across a link flap): skip the
+ * probes, send the first announcement now and the rest as after a probe, then defend
+ * (RFC 5227 §2.3). No READY. LADE_ERR_INVAL if addr is not unicast. */
+lade_err lade_acd_announce(struct lade_acd *a, uint32_t addr, uint64_t now_ms,
+                           struct lade_acd_actions *act) LADE_MUST_CHECK;
 /* → STOPPED (sends nothing). */
 void lade_acd_stop(struct lade_acd *a);
 void lade_acd_tick(struct lade_acd *a, uint64_t now_ms, struct lade_acd_actions *act);

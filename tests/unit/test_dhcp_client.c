@@ -540,6 +540,12 @@ static void test_no_probe(void **state)
     assert_int_equal(reply(&k), LADE_OK);
     assert_int_equal(lade_dhcp_state(&C), LADE_DHCP_BOUND);
     assert_int_equal(A.flags, LADE_DHCP_ACT_CONFIGURE);
+    /* without probing, a held lease is not announced either */
+    lade_dhcp_link_down(&C, NOW, &A);
+    assert_int_equal(lade_dhcp_link_up(&C, NOW, &A), LADE_OK);
+    k = offer_for(sent().xid, LADE_DHCP_ACK);
+    assert_int_equal(reply(&k), LADE_OK);
+    assert_int_equal(A.flags, LADE_DHCP_ACT_CONFIGURE);
 }
 
 static void test_renew(void **state)
@@ -801,11 +807,13 @@ static void test_link_down_up_held_lease(void **state)
     struct cmsg r = sent();
     assert_true(r.has50 && r.req == YI);
     assert_false(r.has54);
-    /* nobody answers within 10 s: the lease is used again, not dropped */
+    /* nobody answers within 10 s: the lease is used again, not dropped, and announced again */
     tick_next();
     tick_next();
     assert_int_equal(lade_dhcp_state(&C), LADE_DHCP_BOUND);
     assert_int_equal(A.flags & LADE_DHCP_ACT_DROP, 0);
+    assert_true(A.flags & LADE_DHCP_ACT_ACD_DEFEND);
+    assert_int_equal(A.acd_addr, YI);
     assert_non_null(lade_dhcp_lease(&C));
     assert_int_equal(A.next_ms, t1);
 
@@ -819,10 +827,18 @@ static void test_link_down_up_held_lease(void **state)
     assert_int_equal(lade_dhcp_state(&C), LADE_DHCP_BOUND);
     assert_int_equal(A.flags & LADE_DHCP_ACT_ACD_START, 0);
     assert_true(A.flags & LADE_DHCP_ACT_CONFIGURE);
+    assert_true(A.flags & LADE_DHCP_ACT_ACD_DEFEND); /* not probed: announced and defended */
+    assert_int_equal(A.acd_addr, YI);
     assert_int_equal(A.lease->server_id, SERVER);
+    /* a renewal afterwards does not announce again (ACD is on) */
+    tick(lade_dhcp_lease(&C)->t1_ms);
+    k = offer_for(sent().xid, LADE_DHCP_ACK);
+    assert_int_equal(reply(&k), LADE_OK);
+    assert_int_equal(A.flags, LADE_DHCP_ACT_CONFIGURE);
 
     /* link down past T2 and back: the held lease resumes in REBINDING */
     lade_dhcp_link_down(&C, NOW, &A);
+    assert_true(A.flags & LADE_DHCP_ACT_ACD_STOP);
     exp = lade_dhcp_lease(&C)->expiry_ms;
     NOW = lade_dhcp_lease(&C)->t2_ms + 1000;
     assert_int_equal(lade_dhcp_link_up(&C, NOW, &A), LADE_OK);

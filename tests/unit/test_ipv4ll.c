@@ -305,6 +305,27 @@ static void test_acd_defend(void **state)
     assert_int_equal(DA.flags, LADE_ACD_ACT_CONFLICT);
 }
 
+static void test_acd_announce_only(void **state)
+{
+    (void)state;
+    acd_init();
+    assert_int_equal(lade_acd_announce(&D, 0, NOW, &DA), LADE_ERR_INVAL);
+    assert_int_equal(lade_acd_announce(&D, ADDR, NOW, &DA), LADE_OK);
+    assert_int_equal(DA.flags, LADE_ACD_ACT_SEND); /* no READY: it is configured already */
+    assert_int_equal(DA.arp.spa, ADDR);
+    assert_int_equal(DA.arp.tpa, ADDR);
+    assert_int_equal(lade_acd_state(&D), LADE_ACD_ANNOUNCING);
+    assert_int_equal(DA.next_ms, T0 + LADE_ACD_ANNOUNCE_INTERVAL_MS);
+    acd_tick(DA.next_ms);
+    assert_int_equal(DA.flags, LADE_ACD_ACT_SEND);
+    assert_int_equal(lade_acd_state(&D), LADE_ACD_DEFENDING);
+    NOW += 1;
+    acd_in(PEER, LADE_ARP_REPLY, ADDR, ADDR);
+    assert_int_equal(DA.flags, LADE_ACD_ACT_SEND); /* defended */
+    acd_in(PEER, LADE_ARP_REPLY, ADDR, ADDR);
+    assert_int_equal(DA.flags, LADE_ACD_ACT_CONFLICT);
+}
+
 /* ------------------------------------------------------------ IPv4 link-local */
 
 static struct lade_ipv4ll L;
@@ -533,6 +554,7 @@ int main(void)
         cmocka_unit_test_setup(test_acd_schedule, setup),
         cmocka_unit_test_setup(test_acd_probe_conflicts, setup),
         cmocka_unit_test_setup(test_acd_defend, setup),
+        cmocka_unit_test_setup(test_acd_announce_only, setup),
         cmocka_unit_test_setup(test_ll_range_and_seed, setup),
         cmocka_unit_test_setup(test_ll_claim_and_stop, setup),
         cmocka_unit_test_setup(test_ll_conflict_and_rate_limit, setup),

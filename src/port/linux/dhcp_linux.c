@@ -335,6 +335,13 @@ static void dhcp_apply(struct lade_netif *n, const struct lade_dhcp_actions *a)
             acd_apply(n, &aa);
         }
     }
+    if (a->flags & LADE_DHCP_ACT_ACD_DEFEND) {
+        struct lade_acd_actions aa;
+        if (lade_acd_announce(&n->acd, a->acd_addr, now, &aa) == LADE_OK) {
+            n->acd_active = true;
+            acd_apply(n, &aa);
+        }
+    }
     if (a->flags & LADE_DHCP_ACT_LL_STOP) {
         struct lade_ipv4ll_actions la;
         n->ll_active = false;

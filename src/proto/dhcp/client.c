@@ -355,6 +355,8 @@ static void resume_lease(struct lade_dhcp *c, uint64_t now_ms, struct lade_dhcp_
     }
 }
 
+static void want_defend(struct lade_dhcp *c, struct lade_dhcp_actions *act, bool *acd);
+
 static void begin_init(struct lade_dhcp *c, uint64_t now_ms)
 {
     enter_init(c, rnd_upto(c, LADE_DHCP_START_DELAY_MS), now_ms);
@@ -549,6 +551,7 @@ void lade_dhcp_tick(struct lade_dhcp *c, uint64_t now_ms, struct lade_dhcp_actio
         if (now_ms >= c->phase_start_ms + LADE_DHCP_REBOOT_TIMEOUT_MS) {
             if (c->reboot_held) {
                 resume_lease(c, now_ms, act);
+                want_defend(c, act, &acd);
             } else {
                 note_error(c, LADE_ERR_TIMEOUT, "no answer to INIT-REBOOT", now_ms);
                 begin_init(c, now_ms);
@@ -578,6 +581,19 @@ static void on_nak(struct lade_dhcp *c, const struct lade_dhcp_reply *r, uint64_
     enter_init(c, nak_delay_ms(c), now_ms);
 }
 
+/* A lease in use that was not probed in this run of the link (a held lease confirmed or resumed
+ * after the link came back): announce and defend it (RFC 5227 §2.3, §2.4). */
+static void want_defend(struct lade_dhcp *c, struct lade_dhcp_actions *act, bool *acd)
+{
+    if (!c->cfg.probe || !c->have_lease)
+        return;
+    if (!c->acd_on) {
+        act->flags |= LADE_DHCP_ACT_ACD_DEFEND;
+        act->acd_addr = c->lease.addr;
+    }
+    *acd = true;
+}
+
 /* An ACK for an address we asked for: check it (PROBING) or use it. */
 static void on_ack(struct lade_dhcp *c, const struct lade_dhcp_reply *r, bool probe,
                    uint64_t now_ms, struct lade_dhcp_actions *act, bool *acd)
@@ -593,6 +609,7 @@ static void on_ack(struct lade_dhcp *c, const struct lade_dhcp_reply *r, bool pr
         return;
     }
     bind(c, &c->pending, now_ms, act);
+    want_defend(c, act, acd);
 }
 
 lade_err lade_dhcp_input(struct lade_dhcp *c, const uint8_t *buf, size_t len, uint64_t now_ms,

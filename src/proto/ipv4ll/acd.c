@@ -78,6 +78,24 @@ lade_err lade_acd_start(struct lade_acd *a, uint32_t addr, uint64_t now_ms,
     return LADE_OK;
 }
 
+lade_err lade_acd_announce(struct lade_acd *a, uint32_t addr, uint64_t now_ms,
+                           struct lade_acd_actions *act)
+{
+    act_clear(act);
+    if (!lade_ipv4_unicast(addr))
+        return LADE_ERR_INVAL;
+    a->state = LADE_ACD_STOPPED;
+    a->addr = addr;
+    a->defended = false;
+    set_state(a, LADE_ACD_ANNOUNCING);
+    lade_arp_announce(a->cfg.mac, a->addr, &act->arp);
+    act->flags |= LADE_ACD_ACT_SEND;
+    a->sent = 1;
+    a->timer_ms = now_ms + LADE_ACD_ANNOUNCE_INTERVAL_MS;
+    act->next_ms = a->timer_ms;
+    return LADE_OK;
+}
+
 void lade_acd_stop(struct lade_acd *a)
 {
     set_state(a, LADE_ACD_STOPPED);
