@@ -692,12 +692,12 @@ static void on_hub_resolved(void *ud, lade_err err, const struct lade_sockaddr *
     if (c->link != LADE_LINK_WAITING)
         return;
     if (err) {
+        const char *what = err == LADE_ERR_NOT_FOUND ? "no such name"
+                           : err == LADE_ERR_TIMEOUT ? "no DNS server answered in time"
+                                                     : "no DNS server gave an answer";
         char why[160];
-        snprintf(why, sizeof why, "cannot resolve the hub's name: %s",
-                 err == LADE_ERR_NOT_FOUND ? "no such name"
-                 : err == LADE_ERR_TIMEOUT ? "no DNS server answered in time"
-                                           : "no DNS server gave an answer");
-        snprintf(c->dns_error, sizeof c->dns_error, "%s", why + 29);
+        snprintf(why, sizeof why, "cannot resolve the hub's name: %s", what);
+        snprintf(c->dns_error, sizeof c->dns_error, "%s", what);
         link_down(c, LADE_ERR_RESOLVE, why);
         return;
     }
