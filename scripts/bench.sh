@@ -19,6 +19,8 @@
 #   LADE_BENCH_PLUGIN_SHARED  plug-ins while the others charge (figure 10)     default 5
 #   LADE_BENCH_PLUGIN_CHARGERS chargers on its installation (figure 10)        default 8
 #   LADE_BENCH_ONLY=plugin    only figure 10, printed (hub, portal, chargers; RESULTS.md untouched)
+#   LADE_BENCH_NETBOOT_RUNS   starts per kind, network bring-up (figure 11)   default 5
+#   LADE_BENCH_ONLY=netboot   only figure 11, printed (the site-network lab; RESULTS.md untouched)
 #
 # Figures 1 and 2 run the real system on 127.0.0.1 only: Mosquitto + lade_hub.so, lade-charger
 # provisioned with lade-factory, and mosquitto_pub/mosquitto_sub as the reference MQTT client.
@@ -511,6 +513,93 @@ if [ "${LADE_BENCH_ONLY:-}" = plugin ]; then
   exit 0
 fi
 
+# ---- figure 11: start → cloud-connected through a site network (tests/lab) ----------------------
+# The site-network lab (tests/lab/lab.sh: network namespaces, a NAT router with dnsmasq, an
+# "internet" with the hub, chrony and two resolvers; needs root) and one lade-charger in the
+# charger's namespace with a static address. "ntp+dns": time_source = ntp and no hosts file, so
+# every start resolves the NTP host and the hub through the router's DNS, waits for trusted time
+# from chrony, then connects to the hub through the NAT. Baseline in the same run: the same
+# charger with time_source = host and the hub in its hosts file (no DNS, no NTP). Each start is
+# timed from the process start to the status file saying "online" (polled every 10 ms).
+netboot_runs=${LADE_BENCH_NETBOOT_RUNS:-5}
+netboot_figure() { # writes $work/fig11.txt ("kind ms" lines)
+  local lab="lb$$" ld="$work/netboot" kind i id
+  : >"$work/fig11.txt"
+  if [ "$(id -u)" != 0 ]; then
+    echo "the lab needs root" >"$work/fig11.err"
+    return 0
+  fi
+  mkdir -p "$ld" "$work/logs"
+  if ! bash tests/lab/lab.sh -n "$lab" up --hub --addr static --build "$build" --owner $$ \
+    >"$work/logs/lab-up.log" 2>&1; then
+    echo "the lab did not come up (logs/lab-up.log)" >"$work/fig11.err"
+    return 0
+  fi
+  local reg="/run/lade-lab/$lab/hub/registry.db" ca="/run/lade-lab/$lab/pki/ca.pem"
+  printf '198.51.100.10 hub.lade.test\n' >"$ld/hosts"
+  for kind in ntp+dns host; do
+    if [ "$kind" = host ]; then
+      id=LDENB2
+      "$build/lade-factory" create --registry "$reg" --id "$id" --hub-host hub.lade.test \
+        --hub-port 8883 --ca "$ca" --out "$ld" --hosts-file "$ld/hosts" --time-source host \
+        --ntp-host ntp.lade.test --fallback-dns 198.51.100.53,198.51.100.54 >/dev/null
+    else
+      id=LDENB1
+      "$build/lade-factory" create --registry "$reg" --id "$id" --hub-host hub.lade.test \
+        --hub-port 8883 --ca "$ca" --out "$ld" --hosts-file /dev/null --time-source ntp \
+        --ntp-host ntp.lade.test --fallback-dns 198.51.100.53,198.51.100.54 >/dev/null
+    fi
+    for i in $(seq "$netboot_runs"); do
+      rm -rf "$ld/$id/state" "$ld/$id/status.json"
+      printf 'state_dir = %s\ndns_servers = 192.168.77.1\nlog_level = info\n' "$ld/$id/state" \
+        >"$ld/$id/user.conf"
+      local t0 t1="" p
+      t0=$(now_ms)
+      bash tests/lab/lab.sh -n "$lab" exec charger0 "$build/lade-charger" \
+        --factory "$ld/$id/factory.conf" --user "$ld/$id/user.conf" \
+        --status "$ld/$id/status.json" >>"$work/logs/netboot-$id.log" 2>&1 &
+      p=$!
+      for _ in $(seq 3000); do
+        if grep -q '"link":"online"' "$ld/$id/status.json" 2>/dev/null; then
+          t1=$(now_ms)
+          break
+        fi
+        sleep 0.01
+      done
+      pkill -TERM -f -- "--factory $ld/$id/factory.conf" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
+      if [ -n "$t1" ]; then echo "$kind $((t1 - t0))" >>"$work/fig11.txt"; fi
+    done
+  done
+  bash tests/lab/lab.sh -n "$lab" down >/dev/null 2>&1 || true
+}
+netboot_section() {
+  local ntp host
+  ntp=$(awk '$1 == "ntp+dns" {print $2}' "$work/fig11.txt" | median)
+  host=$(awk '$1 == "host" {print $2}' "$work/fig11.txt" | median)
+  echo "## 11. Start → cloud-connected through a site network"
+  echo
+  echo "The site-network lab (\`tests/lab\`, docs/lab.md: network namespaces, a NAT router with dnsmasq and"
+  echo "nftables, an \"internet\" with the hub, chrony and two public resolvers) and one \`lade-charger\`"
+  echo "(static address; its DHCP client is not driven by the agent yet), started $netboot_runs times per kind,"
+  echo "timed from the process start to its status file saying \"online\" (polled every 10 ms)."
+  if [ -s "$work/fig11.err" ]; then echo; echo "Not measured in this run: $(cat "$work/fig11.err")."; fi
+  echo
+  echo "| start | what it does before the hub | n | median (ms) | samples (ms) |"
+  echo "|---|---|---:|---:|---|"
+  echo "| ntp+dns | the NTP host and the hub through the router's DNS, trusted time from chrony, TLS + MQTT through the NAT | $(awk '$1 == "ntp+dns"' "$work/fig11.txt" | wc -l) | $ntp | $(awk '$1 == "ntp+dns" {printf "%s%s", s, $2; s=", "}' "$work/fig11.txt") |"
+  echo "| host (baseline) | the hub from the hosts file, the machine's clock trusted: TLS + MQTT through the NAT | $(awk '$1 == "host"' "$work/fig11.txt" | wc -l) | $host | $(awk '$1 == "host" {printf "%s%s", s, $2; s=", "}' "$work/fig11.txt") |"
+  echo
+  echo "- DNS + trusted time add $(awk -v a="$ntp" -v b="$host" 'BEGIN {if (a == "n/a" || b == "n/a") print "n/a"; else printf "%d", a - b}') ms to the start. The reference charger is back online 2–3 minutes after a"
+  echo "  restart (SPEC R11)."
+}
+if [ "${LADE_BENCH_ONLY:-}" = netboot ]; then
+  echo "bench: figure 11 — start → online through the site-network lab, $netboot_runs starts per kind" >&2
+  netboot_figure
+  netboot_section
+  exit 0
+fi
+
 # ---- the counting relay -------------------------------------------------------------------------
 
 relay_log=$work/relay.log
@@ -803,6 +892,8 @@ echo "bench: figure 9 — balancer scenarios"
 scenarios_figure "$bench_build"
 echo "bench: figure 10 — plug-in → setpoint, $plugin_n chargers: $plugin_rounds + $plugin_shared rounds and a limit sweep"
 plugin_figure
+echo "bench: figure 11 — start → online through the site-network lab, $netboot_runs starts per kind"
+netboot_figure
 
 # ---- bench/RESULTS.md ---------------------------------------------------------------------------
 
@@ -1251,6 +1342,8 @@ $(balancer_section)
 $(scenarios_section)
 
 $(plugin_section)
+
+$(netboot_section)
 
 ## How to reproduce
 
