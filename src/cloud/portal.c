@@ -412,18 +412,18 @@ static void site_free(struct site *s)
     free(s);
 }
 
-struct circ_list {
-    struct lade_store_circuit *v;
-    size_t n, cap;
+/* A growable array filled from a store list callback (circuits, chargers, installations). */
+struct collect {
+    void *v;
+    size_t n, cap, elem;
     bool nomem;
 };
 
-static int circ_collect(void *ud, const struct lade_store_circuit *c)
+static int collect_push(struct collect *l, const void *item)
 {
-    struct circ_list *l = ud;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
-        struct lade_store_circuit *n = realloc(l->v, cap * sizeof *n);
+        void *n = realloc(l->v, cap * l->elem);
         if (!n) {
             l->nomem = true;
             return 1;
@@ -431,31 +431,24 @@ static int circ_collect(void *ud, const struct lade_store_circuit *c)
         l->v = n;
         l->cap = cap;
     }
-    l->v[l->n++] = *c;
+    memcpy((char *)l->v + l->n++ * l->elem, item, l->elem);
     return 0;
 }
 
-struct chg_list {
-    struct lade_store_charger *v;
-    size_t n, cap;
-    bool nomem;
-};
+static int circ_collect(void *ud, const struct lade_store_circuit *c)
+{
+    return collect_push(ud, c);
+}
 
 static int chg_collect(void *ud, const struct lade_store_charger *c)
 {
-    struct chg_list *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct lade_store_charger *n = realloc(l->v, cap * sizeof *n);
-        if (!n) {
-            l->nomem = true;
-            return 1;
-        }
-        l->v = n;
-        l->cap = cap;
-    }
-    l->v[l->n++] = *c;
-    return 0;
+    return collect_push(ud, c);
+}
+
+static int inst_collect(void *ud, const struct lade_store_installation *in, uint32_t roles)
+{
+    (void)roles;
+    return collect_push(ud, in);
 }
 
 static bool demand_of(const struct pchg *c)
@@ -470,8 +463,8 @@ static bool demand_of(const struct pchg *c)
 static lade_err site_build(struct lade_portal *p, const struct lade_store_installation *in,
                            struct site *old, struct site **out, char *why, size_t why_cap)
 {
-    struct circ_list cl = {0};
-    struct chg_list hl = {0};
+    struct collect cl = {.elem = sizeof(struct lade_store_circuit)};
+    struct collect hl = {.elem = sizeof(struct lade_store_charger)};
     struct site **prev = NULL; /* each charger's site before this build */
     struct site *s = calloc(1, sizeof *s);
     lade_err err = LADE_ERR_NOMEM;
@@ -513,7 +506,7 @@ static lade_err site_build(struct lade_portal *p, const struct lade_store_instal
     snprintf(s->node_name[0], sizeof s->node_name[0], "%s", in->name);
     /* Circuits come parents first, so a parent's node index is known when a child comes. */
     for (size_t i = 0; i < cl.n; i++) {
-        const struct lade_store_circuit *c = &cl.v[i];
+        const struct lade_store_circuit *c = &((struct lade_store_circuit *)cl.v)[i];
         uint32_t n = (uint32_t)i + 1;
         s->node_circuit[n] = c->id;
         snprintf(s->node_name[n], sizeof s->node_name[n], "%s", c->name);
@@ -527,7 +520,7 @@ static lade_err site_build(struct lade_portal *p, const struct lade_store_instal
                 c->limit_ma[k] < c->fuse_ma[k] ? c->limit_ma[k] : c->fuse_ma[k];
     }
     for (size_t i = 0; i < hl.n; i++) {
-        const struct lade_store_charger *sc = &hl.v[i];
+        const struct lade_store_charger *sc = &((struct lade_store_charger *)hl.v)[i];
         struct pchg *c = chg_by_id(p, sc->id);
         if (!c && !(c = chg_add(p, sc)))
             goto done;
@@ -1651,57 +1644,32 @@ static lade_err svc_setup(struct lade_portal *p, const struct lade_portal_opts *
     return LADE_OK;
 }
 
-static int inst_collect(void *ud, const struct lade_store_installation *in, uint32_t roles)
-{
-    (void)roles;
-    struct {
-        struct lade_store_installation *v;
-        size_t n, cap;
-        bool nomem;
-    } *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        struct lade_store_installation *n = realloc(l->v, cap * sizeof *n);
-        if (!n) {
-            l->nomem = true;
-            return 1;
-        }
-        l->v = n;
-        l->cap = cap;
-    }
-    l->v[l->n++] = *in;
-    return 0;
-}
-
 static lade_err load_all(struct lade_portal *p, char *why, size_t why_cap)
 {
-    struct chg_list hl = {0};
+    struct collect hl = {.elem = sizeof(struct lade_store_charger)};
     lade_err err = lade_store_charger_list(p->store, 0, 0, chg_collect, &hl);
     if (err == LADE_OK && hl.nomem)
         err = LADE_ERR_NOMEM;
     for (size_t i = 0; err == LADE_OK && i < hl.n; i++)
-        if (!chg_add(p, &hl.v[i]))
+        if (!chg_add(p, &((struct lade_store_charger *)hl.v)[i]))
             err = LADE_ERR_NOMEM;
     free(hl.v);
     if (err != LADE_OK) {
         why_set(why, why_cap, "loading chargers: %s", lade_strerror(err));
         return err;
     }
-    struct {
-        struct lade_store_installation *v;
-        size_t n, cap;
-        bool nomem;
-    } il = {0};
+    struct collect il = {.elem = sizeof(struct lade_store_installation)};
     err = lade_store_installation_list(p->store, 0, inst_collect, &il);
     if (err == LADE_OK && il.nomem)
         err = LADE_ERR_NOMEM;
     for (size_t i = 0; err == LADE_OK && i < il.n; i++) {
         char w[256] = "";
-        lade_err e = portal_reload(p, il.v[i].id, w, sizeof w);
+        const struct lade_store_installation *in = &((struct lade_store_installation *)il.v)[i];
+        lade_err e = portal_reload(p, in->id, w, sizeof w);
         if (e == LADE_ERR_CONFIG)
             /* A stored configuration the balancer refuses (an older version allowed it): the
              * installation is not balanced until an admin fixes it; say so loudly. */
-            LOG_E(MOD, "installation %s is NOT balanced: %s", il.v[i].name, w);
+            LOG_E(MOD, "installation %s is NOT balanced: %s", in->name, w);
         else if (e != LADE_OK)
             err = e;
     }
