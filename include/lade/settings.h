@@ -42,6 +42,13 @@ struct lade_settings {
                             "host" (a developer machine or simulator: the system clock is
                             trusted as it is; never on a real charger) */
     uint16_t ntp_port;   /* 123; tests use their own */
+    /* Network interfaces the charger manages itself (docs/network.md). Empty: the operating
+     * system configures the network and the charger just uses it (development machines). */
+    char net_interface[16];  /* wired / PLC interface: DHCP + link-local on it, e.g. eth0 */
+    char wifi_interface[16]; /* WiFi interface (DHCP on it) ... */
+    char wifi_ctrl[108];     /* ... and wpa_supplicant's control socket for it */
+    char lte_device[108];    /* LTE-M modem's AT serial device, e.g. /dev/ttyUSB2 ... */
+    char lte_interface[16];  /* ... and its network interface (ECM/RNDIS; DHCP on it) */
     /* user */
     int log_level;        /* enum lade_log_level */
     uint32_t keepalive_s; /* MQTT keep-alive; the hub allows <= 1177 */
@@ -63,6 +70,7 @@ struct lade_settings {
     uint32_t checkpoint_interval_s; /* session-in-progress checkpoint period */
     uint32_t report_min_interval_s; /* observations: shortest gap for meter-value changes */
     char bearer[16];                /* observation 150: "Ethernet", "Wifi", "LTE", "PLC" */
+    char lte_apn[64];               /* APN for the modem's data context ("" = the SIM's own) */
     char dns_servers[256];          /* the site's DNS servers when DHCP gives none (static networks,
                                        tests): "a.b.c.d[:port]" comma-separated; asked before the
                                        factory fallbacks (R5) */

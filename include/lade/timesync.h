@@ -81,6 +81,10 @@ lade_err lade_timesync_start(struct lade_timesync *ts) LADE_MUST_CHECK;
 lade_err lade_timesync_set_servers(struct lade_timesync *ts, const struct lade_sockaddr *servers,
                                    size_t n) LADE_MUST_CHECK;
 /* Stops, closes the sockets, frees. NULL is ignored. Not from a callback. */
+/* The network changed (an address came or changed): while time is untrusted, a new burst starts
+ * now on fresh sockets instead of after the retry back-off (a charger that boots before its
+ * DHCP lease would otherwise wait a minute or more). No-op when trusted, idle or in host mode. */
+void lade_timesync_network_changed(struct lade_timesync *ts);
 void lade_timesync_free(struct lade_timesync *ts);
 
 /* True once time is trusted (SYNCED or host mode). */

@@ -70,6 +70,13 @@ struct lade_tls_conn_opts {
      * resumption; each new session the server issues replaces it (the old one is freed); a
      * failed handshake empties it. NULL: never resume. */
     struct lade_tls_session **session;
+    /* Optional: the interface the TCP connection must use (SO_BINDTODEVICE; the bearer
+     * manager's choice, docs/bearer.md). NULL or "": the routing table decides. Copied. */
+    const char *bind_ifname;
+    /* Optional: the time (Unix seconds) certificates are checked against, for a device whose
+     * operating-system clock is not trusted but which has trusted time of its own (R6,
+     * docs/time.md). 0: the system clock. */
+    int64_t verify_time_s;
 };
 
 enum lade_tls_state {

@@ -9,16 +9,20 @@
 #include <cjson/cJSON.h>
 
 #include "lade/backoff.h"
+#include "lade/bearer.h"
 #include "lade/charger.h"
 #include "lade/dnsres.h"
 #include "lade/timesync.h"
 #include "lade/evse.h"
 #include "lade/iothub.h"
 #include "lade/loop.h"
+#include "lade/modem.h"
 #include "lade/mqtt.h"
+#include "lade/netif.h"
 #include "lade/obs.h"
 #include "lade/outbox.h"
 #include "lade/tls.h"
+#include "lade/wpa.h"
 
 #define RX_CAP             (64 * 1024) /* largest message we accept: twin documents, method calls */
 #define TX_CAP             (16 * 1024)
@@ -93,6 +97,39 @@ struct ctl {
     uint64_t obs_bytes;
 };
 
+struct agent_net_slot {
+    struct lade_charger *c;
+    int kind;
+};
+
+/* The charger's own network (net.c, docs/network.md); inert unless the factory settings name
+ * interfaces. */
+struct agent_net {
+    bool managed; /* any of net_interface / wifi_* / lte_device is set */
+    bool started;
+    struct agent_net_slot slot[LADE_BEARER_COUNT];
+    struct lade_netif *netif[LADE_BEARER_COUNT]; /* DHCP + link-local per interface */
+    struct lade_netif_status st[LADE_BEARER_COUNT];
+    char error[LADE_BEARER_COUNT][96]; /* why an interface could not be opened */
+    struct lade_wpa *wpa;
+    struct lade_modem *modem;
+    struct lade_bearer_link_state wifi_ls, lte_ls;
+    struct lade_bearer bm;
+    struct lade_timer timer;
+    struct {
+        uint32_t addr; /* the lease (0 none) ... */
+        int64_t expires_s;
+        uint32_t ll; /* ... and the last link-local address, as in net.json */
+    } saved[LADE_BEARER_COUNT];
+    struct lade_sockaddr dns[LADE_DHCP_MAX_ADDRS]; /* what the DNS stub was given */
+    size_t n_dns;
+    int conn_bearer;    /* the bearer the current cloud connection was made over */
+    uint32_t conn_addr; /* ... and from which address (0: not known) */
+    bool restart_pending;
+    int16_t reported_signal; /* observation 809 as last sent */
+    uint32_t carrier_changes, address_changes, reconnects, resets;
+};
+
 struct lade_charger {
     struct lade_settings set;
     struct lade_loop *loop;
@@ -132,6 +169,9 @@ struct lade_charger {
 
     struct lade_charger_status st;
     struct ctl ctl;
+    struct agent_net net;
+    bool net_wait;    /* a connect is waiting for a network address */
+    char bind_if[16]; /* the interface the cloud link is bound to ("" none) */
 
     uint8_t rx[RX_CAP];
     uint8_t tx[TX_CAP];
@@ -154,7 +194,34 @@ void agent_arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms);
 /* Wall time in seconds on the charger's clock (trusted once NTP synced; see timesync.h). */
 int64_t agent_wall_s(const struct lade_charger *c);
 
+/* Redials the cloud link now (not a failure: no back-off), e.g. the address changed. */
+void agent_redial(struct lade_charger *c, const char *reason);
+/* The network became ready: a connect waiting for it goes ahead. */
+void agent_net_changed(struct lade_charger *c);
+/* Looks the NTP host up through DNS now (untrusted time only). */
+void agent_ntp_lookup_now(struct lade_charger *c);
+
+/* net.c */
+lade_err net_init(struct lade_charger *c);
+lade_err net_start(struct lade_charger *c);
+void net_stop(struct lade_charger *c);
+void net_free(struct lade_charger *c);
+bool net_managed(const struct lade_charger *c);
+/* May the cloud link try now? If so, *bind_ifname is the interface to use (NULL or "": the
+ * routing table decides); if not, why says why. */
+bool net_ready(struct lade_charger *c, char *why, size_t cap, const char **bind_ifname);
+/* The cloud link reached the hub or lost it (the bearer watchdog). */
+void net_cloud(struct lade_charger *c, bool up);
+/* Observation 150's value: "Ethernet", "Wifi", "LTE", "PLC" ("" none in use). */
+const char *net_bearer_label(const struct lade_charger *c);
+void net_status_json(const struct lade_charger *c, cJSON *o);
+void net_reported(const struct lade_charger *c, cJSON *network);
+
 /* control.c */
+/* A charging session is in progress (a restart waits for its end). */
+bool ctl_session_active(const struct lade_charger *c);
+/* Observations 150 (bearer) and 809 (signal, dBm; LADE_BEARER_SIGNAL_UNKNOWN: not sent). */
+void ctl_bearer_changed(struct lade_charger *c, int16_t signal_dbm);
 lade_err ctl_init(struct lade_charger *c);
 void ctl_start(struct lade_charger *c);
 void ctl_stop(struct lade_charger *c);

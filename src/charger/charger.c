@@ -107,6 +107,7 @@ void agent_write_status(struct lade_charger *c)
         if (lade_timesync_describe(c->ts, line, sizeof line) == LADE_OK)
             cJSON_AddStringToObject(t, "state", line);
     }
+    net_status_json(c, o);
     ctl_status_json(c, o);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -124,7 +125,10 @@ static void set_link(struct lade_charger *c, enum lade_link_state to)
     if (c->link == to)
         return;
     LOG_D(c->log_tag, "link %s -> %s", lade_link_state_name(c->link), lade_link_state_name(to));
+    bool was_online = c->link == LADE_LINK_ONLINE;
     c->link = to;
+    if (to == LADE_LINK_ONLINE || was_online)
+        net_cloud(c, to == LADE_LINK_ONLINE);
     agent_write_status(c);
 }
 
@@ -188,6 +192,20 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
     if (was_waiting) /* a failed attempt before any connection: the reason is news (R19) */
         agent_write_status(c);
     agent_arm(c, &c->retry_timer, now + delay);
+}
+
+void agent_redial(struct lade_charger *c, const char *reason)
+{
+    if (c->link != LADE_LINK_CONNECTING && c->link != LADE_LINK_ONLINE)
+        return;
+    LOG_I(c->log_tag, "redialling the hub: %s", reason);
+    snprintf(c->st.last_reason, sizeof c->st.last_reason, "%s", reason);
+    if (lade_mqtt_session_state(&c->mqtt) == LADE_MQTT_CONNECTED) {
+        lade_mqtt_session_disconnect(&c->mqtt);
+        if (lade_mqtt_session_flush(&c->mqtt, lade_mono_ms()) != LADE_OK)
+            LOG_D(c->log_tag, "DISCONNECT not fully written");
+    }
+    link_down(c, LADE_OK, reason);
 }
 
 void agent_drop_link(struct lade_charger *c, const char *reason)
@@ -295,7 +313,7 @@ static cJSON *reported_doc(const struct lade_charger *c)
     /* Network diagnostics (R19): reported after every connect, so the portal can see how the
      * charger got here and why it was away. The twin keeps them while the charger is offline. */
     cJSON *n = cJSON_AddObjectToObject(o, "network");
-    cJSON_AddStringToObject(n, "bearer", c->set.bearer);
+    cJSON_AddStringToObject(n, "bearer", net_bearer_label(c));
     cJSON_AddStringToObject(n, "hubAddress", c->hub_addr);
     cJSON *d = cJSON_AddObjectToObject(n, "dns");
     cJSON_AddStringToObject(d, "source", c->dns_source);
@@ -311,6 +329,7 @@ static cJSON *reported_doc(const struct lade_charger *c)
         if (lade_timesync_describe(c->ts, line, sizeof line) == LADE_OK)
             cJSON_AddStringToObject(t, "state", line);
     }
+    net_reported(c, n);
     cJSON *h = cJSON_AddObjectToObject(n, "hub");
     cJSON_AddNumberToObject(h, "connects", c->st.connects);
     cJSON_AddNumberToObject(h, "failures", c->st.failures);
@@ -643,6 +662,18 @@ static void on_ntp_resolved(void *ud, lade_err err, const struct lade_sockaddr *
     }
 }
 
+void agent_ntp_lookup_now(struct lade_charger *c)
+{
+    if (c->ts && !lade_timesync_trusted(c->ts) && c->link != LADE_LINK_STOPPED)
+        agent_arm(c, &c->ntp_dns_timer, lade_mono_ms());
+}
+
+void agent_net_changed(struct lade_charger *c)
+{
+    if (c->net_wait && c->link == LADE_LINK_WAITING)
+        connect_now(c);
+}
+
 /* While time is untrusted, the NTP host is also looked up through DNS every minute (timesync
  * itself reads the factory hosts file and takes literal addresses). */
 static void on_ntp_dns_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
@@ -671,6 +702,10 @@ static void connect_to(struct lade_charger *c, const struct lade_sockaddr *addrs
         .connect_timeout_ms = c->set.connect_timeout_ms,
         .handshake_timeout_ms = c->set.connect_timeout_ms,
         .session = &c->tls_session,
+        .bind_ifname = c->bind_if,
+        /* certificates are checked on the lade clock: trusted time even when the OS clock
+         * is not (it may read 1970 after a power cut, R6) */
+        .verify_time_s = c->ts ? agent_wall_s(c) : 0,
     };
     lade_err err = lade_tls_conn_new(&c->conn, c->tls, &o);
     if (err == LADE_OK)
@@ -722,6 +757,20 @@ static void connect_now(struct lade_charger *c)
 {
     if (c->dnsq)
         return; /* already resolving */
+    const char *ifn = NULL;
+    char why[200];
+    if (!net_ready(c, why, sizeof why, &ifn)) {
+        /* No address to connect from; net.c calls agent_net_changed when there is one. */
+        if (!c->net_wait || strcmp(why, c->st.last_reason) != 0) {
+            c->net_wait = true;
+            snprintf(c->st.last_reason, sizeof c->st.last_reason, "%.159s", why);
+            LOG_I(c->log_tag, "%s", why);
+            agent_write_status(c);
+        }
+        return;
+    }
+    c->net_wait = false;
+    snprintf(c->bind_if, sizeof c->bind_if, "%s", ifn ? ifn : "");
     if (c->ts && !lade_timesync_trusted(c->ts)) {
         /* R6: no certificate check and no SAS token on an untrusted clock. on_trust connects. */
         if (!c->time_wait) {
@@ -888,9 +937,13 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     err = ctl_init(c);
     if (err)
         goto fail;
+    err = net_init(c);
+    if (err)
+        goto fail;
     *out = c;
     return LADE_OK;
 fail:
+    net_free(c);
     ctl_free(c);
     lade_timesync_free(c->ts);
     lade_dnsres_free(c->dns);
@@ -906,6 +959,12 @@ lade_err lade_charger_start(struct lade_charger *c, uint32_t delay_ms)
     if (c->link != LADE_LINK_STOPPED)
         return LADE_ERR_STATE;
     c->started_ms = lade_mono_ms();
+    lade_err nerr = net_start(c);
+    if (nerr) {
+        LOG_E(c->log_tag, "cannot manage the network: %s", lade_strerror(nerr));
+        net_stop(c);
+        return nerr;
+    }
     set_link(c, LADE_LINK_WAITING);
     ctl_start(c);
     if (c->ts && !lade_timesync_trusted(c->ts)) {
@@ -937,6 +996,7 @@ void lade_charger_stop(struct lade_charger *c)
     lade_timer_cancel(c->loop, &c->ntp_dns_timer);
     ctl_stop(c);
     link_down(c, LADE_OK, "stopped");
+    net_stop(c);
     LOG_I(c->log_tag, "stopped");
 }
 
@@ -945,6 +1005,7 @@ void lade_charger_free(struct lade_charger *c)
     if (!c)
         return;
     lade_charger_stop(c);
+    net_free(c);
     ctl_free(c);
     lade_timesync_free(c->ts);
     lade_dnsres_free(c->dns);

@@ -1288,7 +1288,8 @@ lade_err ctl_init(struct lade_charger *c)
         return err;
     if (lade_obs_set_str(&k->obs, 911, LADE_FIRMWARE_VERSION, strlen(LADE_FIRMWARE_VERSION),
                          now_ms()) != LADE_OK ||
-        lade_obs_set_str(&k->obs, 150, c->set.bearer, strlen(c->set.bearer), now_ms()) != LADE_OK)
+        lade_obs_set_str(&k->obs, 150, net_bearer_label(c), strlen(net_bearer_label(c)),
+                         now_ms()) != LADE_OK)
         LOG_W(c->log_tag, "firmware version / bearer not reported");
 
     /* Settings from the portal, saved the last time they changed. */
@@ -1344,6 +1345,24 @@ void ctl_free(struct lade_charger *c)
     struct ctl *k = &c->ctl;
     lade_outbox_close(k->ob);
     k->ob = NULL;
+}
+
+bool ctl_session_active(const struct lade_charger *c)
+{
+    return c->ctl.enabled && c->ctl.session_hex[0] != 0;
+}
+
+void ctl_bearer_changed(struct lade_charger *c, int16_t signal_dbm)
+{
+    struct ctl *k = &c->ctl;
+    if (!k->enabled)
+        return;
+    const char *b = net_bearer_label(c);
+    if (b[0] && lade_obs_set_str(&k->obs, 150, b, strlen(b), now_ms()) != LADE_OK)
+        LOG_W(c->log_tag, "bearer not reported");
+    if (signal_dbm != LADE_BEARER_SIGNAL_UNKNOWN &&
+        lade_obs_set_int(&k->obs, 809, signal_dbm, now_ms()) != LADE_OK)
+        LOG_W(c->log_tag, "signal not reported");
 }
 
 void ctl_status_json(const struct lade_charger *c, cJSON *o)

@@ -51,6 +51,12 @@ static const struct key keys[] = {
     {"evse", K_ENUM, true, F(evse), 0, 0, "sim|none"},
     {"time_source", K_ENUM, true, F(time_source), 0, 0, "ntp|host"},
     {"ntp_port", K_U32, true, F(ntp_port), 1, 65535, NULL},
+    {"net_interface", K_STR, true, F(net_interface), 0, 0, NULL},
+    {"wifi_interface", K_STR, true, F(wifi_interface), 0, 0, NULL},
+    {"wifi_ctrl", K_STR, true, F(wifi_ctrl), 0, 0, NULL},
+    {"lte_device", K_STR, true, F(lte_device), 0, 0, NULL},
+    {"lte_interface", K_STR, true, F(lte_interface), 0, 0, NULL},
+    {"lte_apn", K_STR, false, F(lte_apn), 0, 0, NULL},
     {"state_dir", K_STR, false, F(state_dir), 0, 0, NULL},
     {"max_current_a", K_U32, false, F(max_current_a), 6, 63, NULL},
     {"min_current_a", K_U32, false, F(min_current_a), 6, 63, NULL},
@@ -162,6 +168,15 @@ static const char *apply(struct lade_settings *s, const struct key *k, const cha
             return "not a valid host name";
         break;
     case K_STR:
+        if (strstr(k->name, "_interface")) {
+            /* a Linux interface name: 1-15 characters, no '/', ':' or white space */
+            if (!*v)
+                break;
+            for (const char *p = v; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+                    return "not an interface name (letters, digits, '-', '_', '.')";
+        }
         break;
     case K_ENUM: {
         size_t n = strlen(v);
@@ -425,6 +440,16 @@ lade_err lade_settings_write_factory(const struct lade_settings *s, const char *
     fprintf(f, "time_source = %s\n", s->time_source);
     if (s->ntp_port != 123)
         fprintf(f, "ntp_port = %u\n", s->ntp_port);
+    if (s->net_interface[0])
+        fprintf(f, "net_interface = %s\n", s->net_interface);
+    if (s->wifi_interface[0])
+        fprintf(f, "wifi_interface = %s\n", s->wifi_interface);
+    if (s->wifi_ctrl[0])
+        fprintf(f, "wifi_ctrl = %s\n", s->wifi_ctrl);
+    if (s->lte_device[0])
+        fprintf(f, "lte_device = %s\n", s->lte_device);
+    if (s->lte_interface[0])
+        fprintf(f, "lte_interface = %s\n", s->lte_interface);
     memset(key_b64, 0, sizeof key_b64);
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;

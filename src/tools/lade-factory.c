@@ -29,6 +29,7 @@
 struct opts {
     const char *registry, *hub_host, *ca, *out, *id, *prefix, *ntp_host, *firmware_hosts,
         *fallback_dns, *hosts_file, *firmware_pubkey, *device, *name, *evse, *time_source;
+    const char *net_if, *wifi_if, *wifi_ctrl, *lte_dev, *lte_if;
     long ntp_port;
     long hub_port, count, ttl;
 };
@@ -41,6 +42,8 @@ static void usage(FILE *f)
           "                       [--ntp-host H] [--firmware-hosts a,b,c] [--fallback-dns a,b]\n"
           "                       [--hosts-file F] [--firmware-pubkey B64] [--evse sim|none]\n"
           "                       [--time-source ntp|host] [--ntp-port N]\n"
+          "                       [--net-interface IF] [--wifi-interface IF --wifi-ctrl PATH]\n"
+          "                       [--lte-device TTY [--lte-interface IF]]\n"
           "  lade-factory service --registry DB --name NAME --hub-host HOST --out FILE\n"
           "  lade-factory token   --registry DB (--device ID | --name SERVICE) --hub-host HOST\n"
           "                       [--ttl SECONDS]\n"
@@ -104,6 +107,28 @@ static int create_one(struct lade_registry *reg, const struct opts *o, const cha
         snprintf(s.time_source, sizeof s.time_source, "%s", o->time_source);
     if (o->ntp_port)
         s.ntp_port = (uint16_t)o->ntp_port;
+    const struct {
+        const char *v;
+        char *dst;
+        size_t cap;
+        const char *name;
+    } strs[] = {
+        {o->net_if, s.net_interface, sizeof s.net_interface, "--net-interface"},
+        {o->wifi_if, s.wifi_interface, sizeof s.wifi_interface, "--wifi-interface"},
+        {o->wifi_ctrl, s.wifi_ctrl, sizeof s.wifi_ctrl, "--wifi-ctrl"},
+        {o->lte_dev, s.lte_device, sizeof s.lte_device, "--lte-device"},
+        {o->lte_if, s.lte_interface, sizeof s.lte_interface, "--lte-interface"},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (!strs[i].v)
+            continue;
+        if (strlen(strs[i].v) >= strs[i].cap) {
+            fprintf(stderr, "lade-factory: %s is longer than %zu characters\n", strs[i].name,
+                    strs[i].cap - 1);
+            return 2;
+        }
+        snprintf(strs[i].dst, strs[i].cap, "%s", strs[i].v);
+    }
 
     char dir[600], path[700];
     snprintf(dir, sizeof dir, "%s/%s", o->out, id);
@@ -313,6 +338,11 @@ int main(int argc, char **argv)
         {"evse", required_argument, 0, 'E'},
         {"time-source", required_argument, 0, 'T'},
         {"ntp-port", required_argument, 0, 'R'},
+        {"net-interface", required_argument, 0, 'I'},
+        {"wifi-interface", required_argument, 0, 'W'},
+        {"wifi-ctrl", required_argument, 0, 'w'},
+        {"lte-device", required_argument, 0, 'L'},
+        {"lte-interface", required_argument, 0, 'l'},
         {"device", required_argument, 0, 'd'},
         {"name", required_argument, 0, 'm'},
         {"ttl", required_argument, 0, 't'},
@@ -377,6 +407,21 @@ int main(int argc, char **argv)
             break;
         case 'R':
             o.ntp_port = parse_long(optarg, "--ntp-port", 1, 65535);
+            break;
+        case 'I':
+            o.net_if = optarg;
+            break;
+        case 'W':
+            o.wifi_if = optarg;
+            break;
+        case 'w':
+            o.wifi_ctrl = optarg;
+            break;
+        case 'L':
+            o.lte_dev = optarg;
+            break;
+        case 'l':
+            o.lte_if = optarg;
             break;
         case 'd':
             o.device = optarg;

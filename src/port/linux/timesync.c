@@ -538,6 +538,21 @@ lade_err lade_timesync_set_servers(struct lade_timesync *ts, const struct lade_s
     return take_servers(ts, servers, n, NULL);
 }
 
+void lade_timesync_network_changed(struct lade_timesync *ts)
+{
+    if (!ts || !ts->started || ts->sntp.cfg.host_mode || ts->n == 0 || lade_timesync_trusted(ts) ||
+        lade_sntp_client_state(&ts->sntp) == LADE_SNTP_IDLE)
+        return;
+    /* The sockets are connected, so their source address is the old one: open new ones. */
+    for (size_t i = 0; i < LADE_SNTP_MAX_SERVERS; i++)
+        close_fd(ts, i);
+    int prev[LADE_SNTP_MAX_SERVERS];
+    for (size_t i = 0; i < ts->n; i++)
+        prev[i] = (int)i;
+    if (lade_sntp_client_set_servers(&ts->sntp, ts->n, prev, now_of(ts)) == LADE_OK)
+        after(ts);
+}
+
 void lade_timesync_free(struct lade_timesync *ts)
 {
     if (!ts)

@@ -41,6 +41,8 @@ struct lade_tls_conn {
     uint16_t port;
     uint32_t connect_timeout_ms;
     uint32_t handshake_timeout_ms;
+    char bind_if[16];      /* SO_BINDTODEVICE ("" none) */
+    int64_t verify_time_s; /* certificates checked at this time (0: the system clock) */
 
     enum lade_tls_state state;
     lade_err error;
@@ -289,6 +291,14 @@ lade_err lade_tls_conn_new(struct lade_tls_conn **out, struct lade_tls_ctx *ctx,
     c->handshake_timeout_ms =
         opts->handshake_timeout_ms ? opts->handshake_timeout_ms : DEFAULT_HANDSHAKE_TIMEOUT_MS;
     c->session_slot = opts->session;
+    if (opts->bind_ifname && opts->bind_ifname[0]) {
+        if (strlen(opts->bind_ifname) >= sizeof c->bind_if) {
+            free(c);
+            return LADE_ERR_INVAL;
+        }
+        memcpy(c->bind_if, opts->bind_ifname, strlen(opts->bind_ifname) + 1);
+    }
+    c->verify_time_s = opts->verify_time_s;
     c->fd = -1;
     c->cur_addr = -1;
     c->addr_index = -1;
@@ -364,6 +374,13 @@ static lade_err tcp_start_next(struct lade_tls_conn *c)
         /* MQTT sends small packets and waits for answers: Nagle would only add latency. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        if (c->bind_if[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, c->bind_if,
+                                        (socklen_t)strlen(c->bind_if)) != 0) {
+            LOG_W(MOD, "%s: cannot bind to %s: %s", c->host, c->bind_if, strerror(errno));
+            close(fd);
+            c->last_tcp_err = LADE_ERR_IO;
+            continue;
+        }
         c->fd = fd;
         c->cur_addr = idx;
         c->attempts++;
@@ -466,6 +483,8 @@ static lade_err handshake_begin(struct lade_tls_conn *c)
         SSL_set_session(c->ssl, (SSL_SESSION *)*c->session_slot) != 1)
         ERR_clear_error(); /* not resumable: a full handshake follows */
     X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl);
+    if (c->verify_time_s > 0)
+        X509_VERIFY_PARAM_set_time(param, (time_t)c->verify_time_s);
     if (c->host_is_ip) {
         /* RFC 6066 §3: no SNI for a literal; check the certificate's IP SAN instead. */
         if (X509_VERIFY_PARAM_set1_ip_asc(param, c->host) != 1)
