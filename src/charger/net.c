@@ -197,6 +197,13 @@ static void feed(struct lade_charger *c, int k)
     schedule(c, lade_mono_ms());
 }
 
+static uint32_t addr_of(const struct lade_charger *c, int k)
+{
+    if (k == LADE_BEARER_NONE || !c->net.netif[k])
+        return 0;
+    return c->net.st[k].source == LADE_ADDR_DHCP ? c->net.st[k].addr : 0;
+}
+
 /* The DNS stub asks the servers of the bearer in use; the user's dns_servers when it has none. */
 static void update_dns(struct lade_charger *c)
 {
@@ -204,6 +211,9 @@ static void update_dns(struct lade_charger *c)
     if (!c->dns)
         return;
     int k = n->bm.active;
+    for (int i = 0; k == LADE_BEARER_NONE && i < LADE_BEARER_COUNT; i++)
+        if (n->bm.cfg.order[i] != LADE_BEARER_NONE && addr_of(c, n->bm.cfg.order[i]))
+            k = n->bm.cfg.order[i]; /* none chosen (penalties): the one link_ifname uses */
     struct lade_sockaddr a[LADE_DHCP_MAX_ADDRS];
     size_t cnt = 0;
     if (k != LADE_BEARER_NONE && n->netif[k]) {
@@ -243,13 +253,6 @@ static const char *link_ifname(const struct lade_charger *c)
         if (n->bm.slot[k].link.up)
             return "";
     return NULL;
-}
-
-static uint32_t addr_of(const struct lade_charger *c, int k)
-{
-    if (k == LADE_BEARER_NONE || !c->net.netif[k])
-        return 0;
-    return c->net.st[k].source == LADE_ADDR_DHCP ? c->net.st[k].addr : 0;
 }
 
 bool net_ready(struct lade_charger *c, char *why, size_t cap, const char **bind_ifname)
@@ -348,8 +351,7 @@ static void on_netif(void *ud, const struct lade_netif_status *st)
         lade_timesync_network_changed(c->ts);
         agent_ntp_lookup_now(c);
     }
-    if (k == n->bm.active)
-        update_dns(c);
+    update_dns(c);
     agent_write_status(c);
 }
 
