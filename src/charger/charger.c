@@ -107,6 +107,13 @@ void agent_write_status(struct lade_charger *c)
         if (lade_timesync_describe(c->ts, line, sizeof line) == LADE_OK)
             cJSON_AddStringToObject(t, "state", line);
     }
+    cJSON *d = cJSON_AddObjectToObject(o, "dns");
+    cJSON_AddStringToObject(d, "source", c->dns_source);
+    cJSON_AddStringToObject(d, "server", c->dns_server);
+    cJSON_AddBoolToObject(d, "fallback", c->dns_fallback);
+    cJSON_AddNumberToObject(d, "ms", c->dns_ms);
+    cJSON_AddStringToObject(d, "last_error", c->dns_error);
+    cJSON_AddStringToObject(o, "hub_address", c->hub_addr);
     net_status_json(c, o);
     ctl_status_json(c, o);
     char *text = cJSON_PrintUnformatted(o);

@@ -134,10 +134,23 @@ double h_charger_num(const struct h_charger *c, const char *key)
             usleep(20000);
             continue;
         }
-        const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "charging");
-        const cJSON *v = ch ? cJSON_GetObjectItemCaseSensitive(ch, key) : NULL;
-        if (!v)
-            v = cJSON_GetObjectItemCaseSensitive(o, key);
+        const cJSON *v = NULL;
+        if (strchr(key, '.')) { /* a path: "net.lease_left_s", "dns.ms" */
+            char part[64];
+            const char *p = key;
+            v = o;
+            while (v && *p) {
+                size_t n = strcspn(p, ".");
+                snprintf(part, sizeof part, "%.*s", (int)(n < 63 ? n : 63), p);
+                v = cJSON_GetObjectItemCaseSensitive(v, part);
+                p += n + (p[n] == '.');
+            }
+        } else {
+            const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "charging");
+            v = ch ? cJSON_GetObjectItemCaseSensitive(ch, key) : NULL;
+            if (!v)
+                v = cJSON_GetObjectItemCaseSensitive(o, key);
+        }
         if (!cJSON_IsNumber(v) && !cJSON_IsBool(v)) {
             cJSON_Delete(o);
             h_charger_dump(c, key);

@@ -44,7 +44,8 @@ void h_charger_dump(const struct h_charger *c, const char *why);
 /* Polls the status file for needle; dumps and returns false after timeout_ms. */
 bool h_charger_wait_status(const struct h_charger *c, const char *needle, uint32_t timeout_ms);
 /* A number (or bool as 0/1) from the status file: the "charging" object first, then the top
- * level. Retries while the file is being replaced; fails the test if the key is missing. */
+ * level, or a dotted path such as "net.lease_left_s". Retries while the file is being
+ * replaced; fails the test if the key is missing. */
 double h_charger_num(const struct h_charger *c, const char *key);
 /* Polls h_charger_num(key) == want. */
 bool h_charger_wait_num(const struct h_charger *c, const char *key, double want,

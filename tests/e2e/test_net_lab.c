@@ -88,6 +88,16 @@ static void test_router_dns_silent_fallback(void **state)
     bool ok = h_charger_wait_status(&c, "\"link\":\"online\"", 40000);
     h_lab_dns(&lab, H_LAB_DNS_FORWARD, 0);
     assert_true(ok);
+    /* The hub's name came from a public fallback, through the hedge, within about a second
+     * (R5), not after the router's timeout. */
+    char *s = h_read_file(c.status);
+    assert_non_null(s);
+    fprintf(stderr, "status: %.400s\n", strstr(s, "\"dns\"") ? strstr(s, "\"dns\"") : s);
+    assert_non_null(strstr(s, "\"fallback\":true"));
+    assert_non_null(strstr(s, "\"source\":\"dns\""));
+    double ms = h_charger_num(&c, "dns.ms");
+    free(s);
+    assert_true(ms > 0 && ms < 1500);
     h_charger_stop(&c);
 }
 
