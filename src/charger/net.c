@@ -177,18 +177,19 @@ static void feed(struct lade_charger *c, int k)
     struct agent_net *n = &c->net;
     struct lade_bearer_link_state ls = {.signal = LADE_BEARER_SIGNAL_UNKNOWN};
     bool leased = n->netif[k] && n->st[k].source == LADE_ADDR_DHCP && n->st[k].addr;
+    bool own_ip = ifname_of(c, k)[0] != 0; /* our DHCP runs on it: up needs our lease */
     switch (k) {
     case LADE_BEARER_WIRED:
         ls.up = n->st[k].carrier && leased;
         break;
     case LADE_BEARER_WIFI:
         ls = n->wifi_ls;
-        if (n->netif[k])
+        if (own_ip)
             ls.up = ls.up && leased;
         break;
     case LADE_BEARER_LTE:
         ls = n->lte_ls;
-        if (n->netif[k])
+        if (own_ip)
             ls.up = ls.up && leased;
         break;
     }
