@@ -10,6 +10,10 @@
 //   LADE_WEB_OUT          folder for screenshots              (optional; default: a new temp folder)
 //   LADE_CHROMIUM         browser binary                      (optional; default /usr/bin/chromium)
 //   LADE_CHROMIUM_NO_SANDBOX=1  pass --no-sandbox (always done when running as root)
+//   LADE_EXPECT_NET       what the chargers' network diagnostics must say (optional; default
+//                         "dns=hosts,time=host,hub=127.0.0.1": how every rig of this repository
+//                         sets chargers up — hosts file, host clock, hub on loopback; "-" checks
+//                         only that the panel shows what the API answers)
 //
 // The test changes the installation's available current and restores it, pauses and resumes
 // one charging charger. Exit status: 0 all passed, 1 a check failed, 2 bad configuration.
@@ -33,6 +37,14 @@ if (!env.LADE_PORTAL_PASSWORD) usage('LADE_PORTAL_PASSWORD is not set');
 const expectChargers = env.LADE_EXPECT_CHARGERS ? Number(env.LADE_EXPECT_CHARGERS) : null;
 if (expectChargers !== null && !(Number.isInteger(expectChargers) && expectChargers >= 0)) {
   usage(`LADE_EXPECT_CHARGERS must be a count, not "${env.LADE_EXPECT_CHARGERS}"`);
+}
+
+const expectNet = {};
+for (const kv of (env.LADE_EXPECT_NET ?? 'dns=hosts,time=host,hub=127.0.0.1').split(',')) {
+  if (!kv.trim() || kv.trim() === '-') continue;
+  const m = kv.trim().match(/^(dns|time|hub)=(.+)$/);
+  if (!m) usage(`LADE_EXPECT_NET: "${kv}" is not dns=…, time=… or hub=…`);
+  expectNet[m[1]] = m[2];
 }
 
 const cfg = {
@@ -346,6 +358,212 @@ await stepWithChargers('Resume shows Connected_Charging again', async () => {
   });
 });
 
+// ------------------------------------------------------------------ network diagnostics (R19)
+
+const netButton = () => row().locator(T('charger-network'));
+const netPanel = () => row().locator(T('charger-network-panel'));
+const netRoute = '**/api/lade/chargers/*/network';
+let netRequests = 0;
+page.on('request', (r) => {
+  if (/\/api\/lade\/chargers\/[^/]+\/network$/.test(new URL(r.url()).pathname)) netRequests++;
+});
+
+/** Opens the panel and waits until it shows more than "Loading…"; returns what it shows. */
+async function openNetwork(what) {
+  const before = netRequests;
+  await netButton().click();
+  check((await netButton().getAttribute('aria-expanded')) === 'true', 'aria-expanded is not "true" on an open panel');
+  check(await netPanel().isVisible(), 'the panel is not visible after opening it');
+  const shown = await waitFor(what, async () => {
+    const facts = (await netPanel().locator(T('net-facts')).count()) > 0;
+    const msg = netPanel().locator(T('net-message'));
+    const m = (await msg.count()) ? ((await msg.first().textContent()) ?? '').trim() : '';
+    if (facts || (m && !/^Loading/.test(m))) {
+      const isErr = (await msg.count()) ? await msg.first().evaluate((e) => e.classList.contains('error')) : false;
+      return { facts, m, isErr };
+    }
+    return { ok: false, seen: m || '(empty panel)' };
+  });
+  check(netRequests === before + 1, `opening the panel made ${netRequests - before} network request(s), not 1`);
+  return shown;
+}
+
+async function closeNetwork() {
+  await netButton().click();
+  check((await netButton().getAttribute('aria-expanded')) === 'false', 'aria-expanded is not "false" after closing');
+  await waitFor('the panel to close', async () => !(await netPanel().isVisible()));
+}
+
+const dd = async (id, attr) => netPanel().locator(T(id)).getAttribute(attr);
+const ddText = async (id) => ((await netPanel().locator(T(id)).textContent()) ?? '').trim();
+
+await stepWithChargers('the Network panel shows the charger’s diagnostics, as the API reports them', async () => {
+  if (!chargerId) chargerId = await page.getAttribute(T('charger-row'), 'data-charger-id');
+  const name = ((await row().locator(T('charger-name')).textContent()) ?? '').trim();
+  const b = netButton();
+  check((await b.count()) === 1, `charger ${name} has no Network button`);
+  check(await b.isEnabled(), 'the Network button is disabled');
+  check((await b.getAttribute('aria-expanded')) === 'false', 'the Network button is not aria-expanded="false" at first');
+  const controls = await b.getAttribute('aria-controls');
+  check(controls && (await netPanel().getAttribute('id')) === controls, `aria-controls="${controls}" does not name the panel`);
+  check(!(await netPanel().isVisible()), 'the panel is open before clicking');
+
+  const shown = await openNetwork('the diagnostics to load');
+  check(shown.facts && !shown.isErr, `the panel shows no diagnostics: "${shown.m}"`);
+  // What the portal answers for the same charger, read beside the page.
+  const token = await page.evaluate(() => sessionStorage.getItem('lade.token'));
+  const r = await page.request.get(`${cfg.base}/api/lade/chargers/${encodeURIComponent(chargerId)}/network`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  check(r.ok(), `GET …/network answered ${r.status()} ${await r.text()}`);
+  const api = await r.json();
+  const n = api.Network;
+  check(n && typeof n === 'object', `the API has no Network for ${name}: ${JSON.stringify(api)}`);
+
+  const dnsSource = await dd('net-dns', 'data-source');
+  const timeSource = await dd('net-time', 'data-source');
+  const trusted = await dd('net-time', 'data-trusted');
+  const hubAddress = await ddText('net-hub-address');
+  const connects = Number(await dd('net-hub', 'data-connects'));
+  const failures = Number(await dd('net-hub', 'data-failures'));
+  const seen = {
+    bearer: await ddText('net-bearer'),
+    address: await ddText('net-address'),
+    dns: await ddText('net-dns'),
+    time: await ddText('net-time'),
+    hubAddress,
+    hub: await ddText('net-hub'),
+  };
+  for (const id of ['net-bearer', 'net-address', 'net-dns', 'net-time', 'net-hub-address', 'net-hub']) {
+    const shownText = await netPanel().locator(T(id)).innerText();
+    console.log(`   ${id}: ${shownText.trim().replace(/\s*\n\s*/g, ' | ')}`);
+  }
+  await netPanel().screenshot({ path: path.join(cfg.outDir, 'network-panel.png') });
+
+  check(dnsSource === n.dns?.source, `DNS source "${dnsSource}", the API says "${n.dns?.source}"`);
+  check(timeSource === n.time?.source, `time source "${timeSource}", the API says "${n.time?.source}"`);
+  check(trusted === String(n.time?.trusted === true), `time trusted "${trusted}", the API says ${n.time?.trusted}`);
+  check(hubAddress === n.hubAddress, `hub address "${hubAddress}", the API says "${n.hubAddress}"`);
+  check(connects === n.hub?.connects && failures === n.hub?.failures, `hub ${connects}/${failures}, the API says ${JSON.stringify(n.hub)}`);
+  check(seen.bearer.startsWith(n.bearer || 'none'), `bearer "${seen.bearer}", the API says "${n.bearer}"`);
+  // An online, charging charger reached the hub, on a trusted clock (R6).
+  check(connects >= 1, `hub connects ${connects}, expected ≥ 1 for an online charger`);
+  check(trusted === 'true', 'an online charger shows an untrusted clock');
+  check(/trusted/.test(seen.time), `the time row says "${seen.time}"`);
+  if (expectNet.dns) check(dnsSource === expectNet.dns && seen.dns.includes(expectNet.dns), `DNS "${seen.dns}" (source ${dnsSource}), expected ${expectNet.dns}`);
+  if (expectNet.time) check(timeSource === expectNet.time, `time source "${timeSource}", expected ${expectNet.time}`);
+  if (expectNet.hub) {
+    // "ip", "ip:port" or "[ipv6]:port" (the port only when the charger's resolver gave one).
+    const host = /^\[.*\]:\d+$|^[^:]*:\d+$/.test(hubAddress) ? hubAddress.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1') : hubAddress;
+    check(host === expectNet.hub, `hub address "${hubAddress}", expected ${expectNet.hub} (with or without a port)`);
+  }
+
+  await closeNetwork();
+  // Opening it again asks again (the facts change while the charger is away).
+  const again = await openNetwork('the diagnostics to load again');
+  check(again.facts, `the panel shows no diagnostics the second time: "${again.m}"`);
+  await closeNetwork();
+});
+
+await stepWithChargers('the Network panel shows errors, a charger without diagnostics and a managed network', async () => {
+  const cases = [
+    {
+      what: '502',
+      fulfil: { status: 502, body: { Code: 502, Details: 'twin not readable: timed out, status 0' } },
+      want: /twin not readable: timed out/,
+      isErr: true,
+    },
+    {
+      what: '503 with Retry-After',
+      fulfil: { status: 503, headers: { 'Retry-After': '5' }, body: { Message: 'the portal has no link to the hub now' } },
+      want: /no link to the hub now.*retry in 5 s/i,
+      isErr: true,
+    },
+    {
+      what: '429',
+      fulfil: { status: 429, headers: { 'Retry-After': '3' }, body: { Message: 'rate limited' } },
+      want: /too many requests, retry in 3 s/i,
+      isErr: true,
+    },
+    {
+      what: 'Network null',
+      fulfil: { status: 200, body: { ChargerId: chargerId, IsOnline: false, Network: null } },
+      want: /no diagnostics reported yet/i,
+      isErr: false,
+    },
+  ];
+  try {
+    for (const c of cases) {
+      await page.route(netRoute, (route) =>
+        route.fulfill({
+          status: c.fulfil.status,
+          headers: c.fulfil.headers ?? {},
+          contentType: 'application/json',
+          body: JSON.stringify(c.fulfil.body),
+        }),
+      );
+      const shown = await openNetwork(`the panel after a ${c.what}`);
+      console.log(`   ${c.what}: "${shown.m}"`);
+      check(c.want.test(shown.m), `after a ${c.what} the panel says "${shown.m}"`);
+      check(shown.isErr === c.isErr, `after a ${c.what} the message is ${shown.isErr ? '' : 'not '}shown as an error`);
+      await closeNetwork();
+      await page.unroute(netRoute);
+    }
+    // A charger that runs its own network (a synthetic answer: the e2e chargers do not): address,
+    // lease, Wi-Fi signal and the other bearers; offline, with the hub link's last error.
+    const managed = {
+      ChargerId: chargerId,
+      IsOnline: false,
+      FirmwareVersion: '9.9.9-test',
+      Network: {
+        bearer: 'Wifi',
+        hubAddress: '192.0.2.10:8883',
+        dns: { source: 'dns', server: '192.168.1.1', fallback: true, ms: 41, lastError: 'timed out' },
+        time: { source: 'ntp', trusted: false, state: 'no answer from pool.ntp.test' },
+        hub: { connects: 3, failures: 7, lastError: 'timed out', lastReason: 'TLS handshake timed out' },
+        address: '192.168.1.23',
+        addressSource: 'dhcp',
+        interface: 'wlan0',
+        leaseLeftMin: 95,
+        dhcpDnsServers: ['192.168.1.1'],
+        bearers: {
+          wired: { up: false, usable: 'link down', failures: 0 },
+          wifi: { up: true, usable: 'ok', signalDbm: -67, channel: 6, failures: 1, state: 'COMPLETED', ssid: 'Garage' },
+        },
+        lastSwitch: 'wired: link down',
+        carrierChanges: 2,
+        addressChanges: 1,
+      },
+    };
+    await page.route(netRoute, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(managed) }));
+    const shown = await openNetwork('the managed-network diagnostics');
+    check(shown.facts, `no diagnostics for the managed answer: "${shown.m}"`);
+    const want = {
+      'net-bearer': /Wifi · -67 dBm · channel 6 · “Garage”.*wired: down, link down/,
+      'net-address': /192\.168\.1\.23 \(dhcp\) · on wlan0 · lease 1 h 35 min left.*DNS from DHCP: 192\.168\.1\.1/,
+      'net-dns': /DNS · via 192\.168\.1\.1 · 41 ms.*fallback.*last error: timed out/,
+      'net-time': /not trusted · NTP.*no answer from pool\.ntp\.test/,
+      'net-hub-address': /^192\.0\.2\.10:8883$/,
+      'net-hub': /3 connects, 7 failures.*last error: timed out — TLS handshake timed out/,
+      'net-summary': /Offline.*firmware 9\.9\.9-test/,
+    };
+    for (const [id, re] of Object.entries(want)) {
+      const t = id === 'net-summary' ? ((await netPanel().locator(T(id)).textContent()) ?? '').trim() : await ddText(id);
+      check(re.test(t), `${id} shows "${t}", expected ${re}`);
+    }
+    check((await netPanel().locator(T('net-dns-fallback')).count()) === 1, 'no "fallback" marker on the DNS row');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await sleep(300);
+    const m = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+    await netPanel().screenshot({ path: path.join(cfg.outDir, 'network-panel-managed.png') });
+    check(m.scroll <= m.inner + 1, `with the panel open the page is ${m.scroll} px wide in a ${m.inner} px viewport`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await closeNetwork();
+  } finally {
+    await page.unroute(netRoute).catch(() => {});
+  }
+});
+
 const instNode = `${T('node')}[data-kind="installation"]`;
 const available = async () => numbers(await page.getAttribute(T('available-current'), 'data-values'));
 
@@ -414,5 +632,5 @@ await step('a rejected token (401) brings the login back', async () => {
 });
 
 await browser.close();
-console.log(`   screenshots: ${path.join(cfg.outDir, 'page.png')}, ${path.join(cfg.outDir, 'phone.png')}`);
+console.log(`   screenshots: ${['page.png', 'phone.png', 'network-panel.png', 'network-panel-managed.png'].map((f) => path.join(cfg.outDir, f)).join(', ')}`);
 console.log(`web: ${passed} passed, 0 failed${skipped ? `, ${skipped} skipped` : ''}`);

@@ -27,6 +27,10 @@ const COMMANDS = {
   stop: { id: 10001, label: 'Stop', done: 'Stop accepted (DeauthorizeAndStop).' },
 };
 const PHASE_NAMES = ['L1', 'L2', 'L3'];
+// Network diagnostics (R19, GET /api/lade/chargers/{id}/network): how the hub's name was found,
+// and which bearer slot of `bearers` the reported `bearer` label is.
+const DNS_SOURCES = { hosts: 'hosts file', dns: 'DNS', cache: 'cache', literal: 'literal address' };
+const BEARER_SLOTS = { Ethernet: 'wired', PLC: 'wired', Wifi: 'wifi', LTE: 'lte' };
 
 const $ = (id) => document.getElementById(id);
 
@@ -104,6 +108,27 @@ function cssVar(name, fallback) {
 
 function modeName(mode) {
   return MODE_NAMES[mode] ?? `Mode ${mode}`;
+}
+
+function str(x) {
+  return typeof x === 'string' ? x : '';
+}
+
+function obj(x) {
+  return x && typeof x === 'object' && !Array.isArray(x) ? x : null;
+}
+
+/** 1 → "1 connect", 3 → "3 connects". */
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** Minutes as "42 min", "3 h 5 min", "2 d 4 h". */
+function fmtMinutes(m) {
+  if (m < 60) return `${m} min`;
+  if (m < 1440) return `${Math.floor(m / 60)} h${m % 60 ? ` ${m % 60} min` : ''}`;
+  const h = Math.floor((m % 1440) / 60);
+  return `${Math.floor(m / 1440)} d${h ? ` ${h} h` : ''}`;
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -580,6 +605,17 @@ function makeChargerEl(c) {
       text: cmd.label,
     });
   }
+  // Not disabled when the charger is offline: that is when an installer needs it most.
+  const netId = `charger-net-${String(c.Id).replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  const netButton = el('button', {
+    type: 'button',
+    class: 'btn btn-net',
+    'data-testid': 'charger-network',
+    'aria-expanded': 'false',
+    'aria-controls': netId,
+    text: 'Network',
+  });
+  const netPanel = el('section', { class: 'ch-net', id: netId, 'data-testid': 'charger-network-panel', hidden: true });
   const msg = el('p', { class: 'msg', role: 'status', 'aria-live': 'polite', 'data-testid': 'charger-message', hidden: true });
   const root = el(
     'article',
@@ -595,13 +631,18 @@ function makeChargerEl(c) {
       el('div', {}, el('dt', { text: 'Session' }), energy),
     ),
     bars,
-    el('div', { class: 'ch-actions' }, buttons.pause, buttons.resume, buttons.stop),
+    el('div', { class: 'ch-actions' }, buttons.pause, buttons.resume, buttons.stop, netButton),
     msg,
+    netPanel,
   );
   for (const key of Object.keys(COMMANDS)) {
     buttons[key].addEventListener('click', () => sendCommand(c.Id, key));
   }
-  return { root, name, device, circuit, online, mode, final, allocated, drawn, power, energy, bars, barEls: [], buttons, msg };
+  netButton.addEventListener('click', () => toggleNetwork(c.Id));
+  return {
+    root, name, device, circuit, online, mode, final, allocated, drawn, power, energy, bars, barEls: [], buttons, msg,
+    netButton, netPanel, netGen: 0,
+  };
 }
 
 function renderChargers(chargers, nodes) {
@@ -674,6 +715,8 @@ function renderChargers(chargers, nodes) {
     ce.buttons.resume.disabled = busy || !online || !(mode === 5 && finalStop);
     ce.buttons.stop.disabled = busy || !online || !(mode === 2 || mode === 3 || mode === 5);
     for (const [key, b] of Object.entries(ce.buttons)) setAttr(b, 'aria-label', `${COMMANDS[key].label} ${label}`);
+    setAttr(ce.netButton, 'aria-label', `Network diagnostics of ${label}`);
+    setAttr(ce.netPanel, 'aria-label', `Network diagnostics of ${label}`);
   });
   for (const [id, ce] of state.chargerEls) {
     if (!alive.has(id)) {
@@ -713,6 +756,188 @@ async function sendCommand(chargerId, key) {
   const now = state.chargerEls.get(chargerId);
   if (now) showMessage(now.msg, text, isError);
   if (state.live) renderChargers(state.live.Chargers ?? [], state.live.Nodes ?? []);
+}
+
+// ---------------------------------------------------------------- network diagnostics
+
+/** Opens (and loads, every time) or closes the charger's network panel. */
+function toggleNetwork(chargerId) {
+  const ce = state.chargerEls.get(chargerId);
+  if (!ce) return;
+  const open = ce.netPanel.hidden;
+  ce.netGen++; // an answer still on its way for an earlier opening is dropped
+  setAttr(ce.netButton, 'aria-expanded', open);
+  ce.netPanel.hidden = !open;
+  if (open) loadNetwork(chargerId, ce);
+  else ce.netPanel.replaceChildren();
+}
+
+function netMessage(ce, text, isError = false) {
+  const p = el('p', { class: `msg${isError ? ' error' : ''}`, role: 'status', 'data-testid': 'net-message', text });
+  ce.netPanel.replaceChildren(p);
+}
+
+async function loadNetwork(chargerId, ce) {
+  const gen = ce.netGen;
+  const current = () => ce.netGen === gen && state.chargerEls.get(chargerId) === ce && !ce.netPanel.hidden;
+  netMessage(ce, 'Loading…');
+  setAttr(ce.netPanel, 'aria-busy', true);
+  let r;
+  try {
+    r = await api('GET', `/api/lade/chargers/${encodeURIComponent(chargerId)}/network`);
+  } catch (e) {
+    if (e instanceof Unauthorized || !current()) return;
+    setAttr(ce.netPanel, 'aria-busy', false);
+    netMessage(ce, 'Cannot reach the portal; the diagnostics were not loaded.', true);
+    return;
+  }
+  if (!current()) return;
+  setAttr(ce.netPanel, 'aria-busy', false);
+  if (r.ok && obj(r.data)) {
+    renderNetwork(ce, r.data);
+  } else if (r.status === 429) {
+    netMessage(ce, `Too many requests, retry in ${r.retryAfter ?? 1} s.`, true);
+  } else {
+    const why = errorText(r);
+    const wait = r.retryAfter !== null ? ` Retry in ${r.retryAfter} s.` : '';
+    netMessage(ce, `Diagnostics not available: ${why}${/[.!?]$/.test(why) ? '' : '.'}${wait}`, true);
+  }
+}
+
+/** One row of the diagnostics list: label, main text, an optional muted second line. */
+function netFact(label, testid, main, { attrs = {}, extra = [], detail = '' } = {}) {
+  const dd = el('dd', { 'data-testid': testid, ...attrs }, el('span', { class: 'net-main', text: main || '–' }), ...extra);
+  if (detail) dd.append(el('span', { class: 'net-detail', text: detail }));
+  return el('div', {}, el('dt', { text: label }), dd);
+}
+
+function renderNetwork(ce, d) {
+  const online = d.IsOnline === true;
+  const fw = str(d.FirmwareVersion);
+  const summary = el('p', {
+    class: 'net-summary',
+    'data-testid': 'net-summary',
+    'data-online': String(online),
+    text: `${online ? 'Online' : 'Offline — what it reported last'}${fw ? ` · firmware ${fw}` : ''}`,
+  });
+  const n = obj(d.Network);
+  if (!n) {
+    ce.netPanel.replaceChildren(summary, el('p', { class: 'msg', 'data-testid': 'net-message', text: 'No diagnostics reported yet.' }));
+    return;
+  }
+  const rows = [];
+
+  // Bearer, with the signal of the one in use when the charger knows it.
+  const bearer = str(n.bearer);
+  const bearers = obj(n.bearers);
+  const slot = bearers && BEARER_SLOTS[bearer] ? obj(bearers[BEARER_SLOTS[bearer]]) : null;
+  const bearerParts = [bearer || 'none'];
+  if (slot) {
+    if (Number.isFinite(slot.signalDbm)) bearerParts.push(`${slot.signalDbm} dBm`);
+    if (Number.isFinite(slot.channel)) bearerParts.push(`channel ${slot.channel}`);
+    if (str(slot.ssid)) bearerParts.push(`“${slot.ssid}”`);
+    if (str(slot.operator)) bearerParts.push(slot.operator);
+  }
+  let bearerDetail = '';
+  if (bearers) {
+    const each = Object.entries(bearers)
+      .filter(([, b]) => obj(b))
+      .map(([name, b]) => {
+        const bits = [b.up === true ? 'up' : 'down'];
+        if (str(b.usable)) bits.push(b.usable);
+        if (str(b.state)) bits.push(b.state);
+        if (Number.isFinite(b.failures) && b.failures > 0) bits.push(plural(b.failures, 'failure'));
+        if (str(b.lastError)) bits.push(b.lastError);
+        return `${name}: ${bits.join(', ')}`;
+      });
+    if (str(n.lastSwitch)) each.push(`last switch: ${n.lastSwitch}`);
+    bearerDetail = each.join('; ');
+  }
+  rows.push(netFact('Bearer', 'net-bearer', bearerParts.join(' · '), { attrs: { 'data-bearer': bearer }, detail: bearerDetail }));
+
+  // Address: only a charger that runs its own network knows it; otherwise the host does.
+  if (typeof n.address === 'string') {
+    const parts = [n.address || 'none'];
+    if (str(n.addressSource)) parts[0] += ` (${n.addressSource})`;
+    if (str(n.interface)) parts.push(`on ${n.interface}`);
+    const left = num(n.leaseLeftMin);
+    if (left === -1) parts.push('lease never ends');
+    else if (left > 0) parts.push(`lease ${fmtMinutes(left)} left`);
+    else if (left === 0 && n.addressSource === 'dhcp') parts.push('lease < 1 min left');
+    const detail = [];
+    if (Array.isArray(n.dhcpDnsServers) && n.dhcpDnsServers.length) {
+      detail.push(`DNS from DHCP: ${n.dhcpDnsServers.map(String).join(', ')}`);
+    }
+    const cc = num(n.carrierChanges);
+    const ac = num(n.addressChanges);
+    if (!Number.isNaN(cc)) detail.push(`carrier changed ${cc}×`);
+    if (!Number.isNaN(ac)) detail.push(`address changed ${ac}×`);
+    rows.push(
+      netFact('Address', 'net-address', parts.join(' · '), {
+        attrs: { 'data-address': n.address, 'data-source': str(n.addressSource) },
+        detail: detail.join(' · '),
+      }),
+    );
+  } else {
+    rows.push(netFact('Address', 'net-address', 'from the host (the charger does not manage its network)'));
+  }
+
+  // DNS: how the hub's name was resolved.
+  const dns = obj(n.dns) ?? {};
+  const src = str(dns.source);
+  const dnsParts = [src ? DNS_SOURCES[src] ?? src : ''];
+  if (str(dns.server)) dnsParts.push(`via ${dns.server}`);
+  if (Number.isFinite(dns.ms) && (src === 'dns' || dns.ms > 0)) dnsParts.push(`${dns.ms} ms`); // a file read takes 0
+  const fallback = dns.fallback === true ? [el('span', { class: 'badge net-flag', 'data-testid': 'net-dns-fallback', text: 'fallback' })] : [];
+  rows.push(
+    netFact('DNS', 'net-dns', dnsParts.filter(Boolean).join(' · '), {
+      attrs: { 'data-source': src, 'data-fallback': String(dns.fallback === true) },
+      extra: fallback,
+      detail: str(dns.lastError) ? `last error: ${dns.lastError}` : '',
+    }),
+  );
+
+  // Time: certificates are checked on the trusted clock only.
+  const time = obj(n.time);
+  if (time) {
+    const ts = str(time.source);
+    const tsName = ts === 'host' ? 'host clock' : ts === 'ntp' ? 'NTP' : ts;
+    rows.push(
+      netFact('Time', 'net-time', [time.trusted === true ? 'trusted' : 'not trusted', tsName].filter(Boolean).join(' · '), {
+        attrs: { 'data-trusted': String(time.trusted === true), 'data-source': ts },
+        detail: str(time.state),
+      }),
+    );
+  } else {
+    rows.push(netFact('Time', 'net-time', '', { attrs: { 'data-trusted': 'false', 'data-source': '' } }));
+  }
+
+  // The hub: where the link goes, and how it has fared.
+  const hubAddress = str(n.hubAddress);
+  rows.push(netFact('Hub address', 'net-hub-address', hubAddress, { attrs: { 'data-address': hubAddress } }));
+  const hub = obj(n.hub) ?? {};
+  const connects = num(hub.connects);
+  const failures = num(hub.failures);
+  const lastError = str(hub.lastError);
+  const lastReason = str(hub.lastReason);
+  let hubDetail = '';
+  if (lastError) hubDetail = `last error: ${lastError}${lastReason ? ` — ${lastReason}` : ''}`;
+  else if (lastReason) hubDetail = `last reason: ${lastReason}`;
+  rows.push(
+    netFact(
+      'Hub link',
+      'net-hub',
+      [Number.isNaN(connects) ? '' : plural(connects, 'connect'), Number.isNaN(failures) ? '' : plural(failures, 'failure')]
+        .filter(Boolean)
+        .join(', '),
+      {
+        attrs: { 'data-connects': Number.isNaN(connects) ? '' : connects, 'data-failures': Number.isNaN(failures) ? '' : failures },
+        detail: hubDetail,
+      },
+    ),
+  );
+
+  ce.netPanel.replaceChildren(summary, el('dl', { class: 'net-facts', 'data-testid': 'net-facts' }, ...rows));
 }
 
 // ---------------------------------------------------------------- operator control
