@@ -699,8 +699,12 @@ static void on_ntp_dns_timer(struct lade_loop *loop, struct lade_timer *t, void 
 
 static void connect_to(struct lade_charger *c, const struct lade_sockaddr *addrs, size_t n)
 {
-    if (n && lade_sockaddr_format(&addrs[0], c->hub_addr, sizeof c->hub_addr))
-        c->hub_addr[0] = 0;
+    if (n) {
+        struct lade_sockaddr a = addrs[0];
+        lade_sockaddr_set_port(&a, c->set.hub_port);
+        if (lade_sockaddr_format(&a, c->hub_addr, sizeof c->hub_addr))
+            c->hub_addr[0] = 0;
+    }
     struct lade_tls_conn_opts o = {
         .host = c->set.hub_host,
         .addrs = addrs,
