@@ -168,7 +168,8 @@ static void remember(struct lade_charger *c, int k, const struct lade_netif_stat
 
 static void schedule(struct lade_charger *c, uint64_t at)
 {
-    agent_arm(c, &c->net.timer, at);
+    if (c->net.started) /* drivers report "down" while being stopped: no timer after that */
+        agent_arm(c, &c->net.timer, at);
 }
 
 /* What the bearer manager is told about kind k, from its drivers. */
@@ -250,9 +251,12 @@ static const char *link_ifname(const struct lade_charger *c)
     /* No bearer chosen (all in a penalty after the watchdog gave up on them): a charger with a
      * working network must still try the cloud, or a single-bearer charger would sit out
      * penalties of up to half an hour after a firewall was fixed. Routing decides. */
-    for (int k = 0; k < LADE_BEARER_COUNT; k++)
-        if (n->bm.slot[k].link.up)
-            return "";
+    uint64_t now = lade_mono_ms();
+    for (int k = 0; k < LADE_BEARER_COUNT; k++) {
+        enum lade_bearer_why w = lade_bearer_usable(&n->bm, k, now);
+        if (n->bm.slot[k].link.up && (w == LADE_BEARER_PENALTY || w == LADE_BEARER_CLOUD_FAILED))
+            return ""; /* a working link the watchdog gave up on; not a weak or 5 GHz one */
+    }
     return NULL;
 }
 
@@ -584,7 +588,6 @@ void net_stop(struct lade_charger *c)
     if (!n->started)
         return;
     n->started = false;
-    lade_timer_cancel(c->loop, &n->timer);
     for (int k = 0; k < LADE_BEARER_COUNT; k++) {
         lade_netif_free(n->netif[k]); /* addresses removed; the lease stays in net.json */
         n->netif[k] = NULL;
@@ -593,6 +596,7 @@ void net_stop(struct lade_charger *c)
         LOG_D(c->log_tag, "WiFi driver not stopped");
     if (n->modem && lade_modem_set_enabled(n->modem, false) != LADE_OK)
         LOG_D(c->log_tag, "modem driver not stopped");
+    lade_timer_cancel(c->loop, &n->timer); /* last: the drivers' "down" reports come first */
 }
 
 void net_free(struct lade_charger *c)
