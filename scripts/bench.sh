@@ -21,6 +21,9 @@
 #   LADE_BENCH_ONLY=plugin    only figure 10, printed (hub, portal, chargers; RESULTS.md untouched)
 #   LADE_BENCH_NETBOOT_RUNS   starts per kind, network bring-up (figure 11)   default 5
 #   LADE_BENCH_ONLY=netboot   only figure 11, printed (the site-network lab; RESULTS.md untouched)
+#   LADE_BENCH_NETDHCP_RUNS   starts per kind, the charger's own DHCP (figure 12) default 5
+#   LADE_BENCH_SITE_LEASE_H   site DHCP lease the day is composed with (figure 13) default 24
+#   LADE_BENCH_ONLY=netdhcp   only figures 12 and 13, printed (the site-network lab; RESULTS.md untouched)
 #
 # Figures 1 and 2 run the real system on 127.0.0.1 only: Mosquitto + lade_hub.so, lade-charger
 # provisioned with lade-factory, and mosquitto_pub/mosquitto_sub as the reference MQTT client.
@@ -600,6 +603,402 @@ if [ "${LADE_BENCH_ONLY:-}" = netboot ]; then
   exit 0
 fi
 
+# ---- figures 12 and 13: the charger's own DHCP; DHCP + DNS + NTP bytes (tests/lab) --------------
+# The lab again, with the charger's eth0 up and empty (--addr none) and 120 s leases (dnsmasq's
+# minimum; T1 = 60 s), and one lade-charger provisioned with net_interface = eth0: its own DHCP
+# client (RFC 5227 ARP probe before it uses an address, INIT-REBOOT from state_dir/net.json),
+# the DNS servers of the lease, trusted time from chrony, then the hub. Figure 12 times three
+# starts to the status file saying "online" (polled every 10 ms): cold (empty state dir:
+# DISCOVER), restart (the stored lease: INIT-REBOOT), and cable plugged in (the charger started
+# with `lab.sh link 0 down`, timed from `link 0 up`); each is broken down from the timestamps of
+# the charger's debug log. Baseline in the same run: figure 11's ntp+dns start (the same DNS, NTP
+# and hub steps from a static address). Figure 13 counts each exchange's bytes with nftables
+# counters on the charger's eth0 (netdev ingress/egress hooks, which also see the DHCP client's
+# packet socket), then composes a day from the production constants read from the code.
+netdhcp_runs=${LADE_BENCH_NETDHCP_RUNS:-5}
+netdhcp_lease_h=${LADE_BENCH_SITE_LEASE_H:-24}
+# sntp_default FIELD: a default of lade_sntp_cfg_default (src/proto/sntp/client.c), evaluated
+sntp_default() {
+  local e
+  e=$(sed -nE "/^void lade_sntp_cfg_default/,/^\}/ s/^ *cfg->$1 = ([0-9u* ]+);.*/\1/p" src/proto/sntp/client.c)
+  [ -n "$e" ] || { echo "bench: cannot read the default of $1 from src/proto/sntp/client.c" >&2; exit 1; }
+  echo $(( ${e//u/} ))
+}
+nd_poll_min_ms=$(sntp_default poll_min_ms)
+nd_poll_max_ms=$(sntp_default poll_max_ms)
+nd_burst_good=$(sntp_default burst_good)
+nd_burst_spacing_ms=$(sntp_default burst_spacing_ms)
+nd_max_servers=$(sed -nE 's/^#define LADE_SNTP_MAX_SERVERS ([0-9]+).*/\1/p' include/lade/sntp.h)
+[ -n "$nd_max_servers" ] || { echo "bench: cannot read LADE_SNTP_MAX_SERVERS from include/lade/sntp.h" >&2; exit 1; }
+
+# nd_log_ms LOG ERE: the time (epoch ms) of LOG's first line matching ERE; nothing if none
+nd_log_ms() {
+  local ts
+  ts=$(grep -m1 -E -- "$2" "$1" 2>/dev/null | cut -d' ' -f1) || true
+  [ -n "$ts" ] || return 0
+  ts=${ts%Z}
+  date -u -d "${ts/T/ }" +%s%3N
+}
+# nd_counters NS: "<counter> <packets> <IP bytes>" per counter of the charger's eth0. Egress
+# counts the frame (14 B Ethernet header included), ingress from the IP header: made equal here.
+nd_counters() {
+  ip netns exec "$1" nft list counters table netdev ladebench |
+    awk '$1 == "counter" {n = $2} $1 == "packets" {b = $4; if (n ~ /_out$/) b -= 14 * $2; print n, $2, b}'
+}
+nd_reset() { ip netns exec "$1" nft reset counters table netdev ladebench >/dev/null; }
+# nd_rel MS: MS − t0 (the run's start), or "-" when the log did not have that line
+nd_rel() { if [ -n "$1" ]; then echo $(( $1 - t0 )); else echo -; fi; }
+
+netdhcp_figure() { # writes $work/fig12.txt ("kind run total first answered bound trusted online",
+  #                   ms from t0) and $work/fig13.txt ("kind run counter packets bytes")
+  local lab="ld$$" d="$work/netdhcp" info state ns reg ca kind i id dir log p t0 t1 end
+  local tf ta tb tt to
+  : >"$work/fig12.txt"
+  : >"$work/fig13.txt"
+  : >"$work/fig12.err"
+  if [ "$(id -u)" != 0 ]; then
+    echo "the lab needs root" >"$work/fig12.err"
+    return 0
+  fi
+  mkdir -p "$d" "$work/logs"
+  if ! bash tests/lab/lab.sh -n "$lab" up --hub --addr none --lease 120 --build "$build" \
+    --owner $$ >"$work/logs/netdhcp-lab-up.log" 2>&1; then
+    echo "the lab did not come up (logs/netdhcp-lab-up.log)" >"$work/fig12.err"
+    return 0
+  fi
+  info=$(bash tests/lab/lab.sh -n "$lab" info)
+  state=$(sed -n 's/^STATE_DIR=//p' <<<"$info")
+  ca=$(sed -n 's/^HUB_CA=//p' <<<"$info")
+  ns=$(sed -n 's/^NS_CHARGER0=//p' <<<"$info")
+  reg=$state/hub/registry.db
+  # Counters on the charger's eth0; no rule is terminal. The first letter of the DNS question
+  # (transport header bit 168: UDP header 8 B, DNS header 12 B, the label's length byte) tells
+  # hub.lade.test from ntp.lade.test, case-folded (the stub randomises the case: 0x20).
+  cat >"$d/counters.nft" <<'NFT'
+table netdev ladebench {
+  counter all_out {}
+  counter all_in {}
+  counter arp_out {}
+  counter arp_in {}
+  counter dhcp_out {}
+  counter dhcp_in {}
+  counter dns_out {}
+  counter dns_in {}
+  counter dnshub_out {}
+  counter dnshub_in {}
+  counter dnsntp_out {}
+  counter dnsntp_in {}
+  counter dnstcp_out {}
+  counter dnstcp_in {}
+  counter ntp_out {}
+  counter ntp_in {}
+  counter hub_out {}
+  counter hub_in {}
+  chain in {
+    type filter hook ingress device "eth0" priority 0; policy accept;
+    counter name all_in
+    meta protocol arp counter name arp_in
+    udp sport 67 udp dport 68 counter name dhcp_in
+    udp sport 53 counter name dns_in
+    udp sport 53 @th,168,8 & 0xdf == 0x48 counter name dnshub_in
+    udp sport 53 @th,168,8 & 0xdf == 0x4e counter name dnsntp_in
+    tcp sport 53 counter name dnstcp_in
+    udp sport 123 counter name ntp_in
+    tcp sport 8883 counter name hub_in
+  }
+  chain out {
+    type filter hook egress device "eth0" priority 0; policy accept;
+    counter name all_out
+    meta protocol arp counter name arp_out
+    udp sport 68 udp dport 67 counter name dhcp_out
+    udp dport 53 counter name dns_out
+    udp dport 53 @th,168,8 & 0xdf == 0x48 counter name dnshub_out
+    udp dport 53 @th,168,8 & 0xdf == 0x4e counter name dnsntp_out
+    tcp dport 53 counter name dnstcp_out
+    udp dport 123 counter name ntp_out
+    tcp dport 8883 counter name hub_out
+  }
+}
+NFT
+  if ! ip netns exec "$ns" nft -f "$d/counters.nft" 2>"$work/logs/netdhcp-nft.log"; then
+    echo "nftables counters could not be set up in the charger's namespace (logs/netdhcp-nft.log)" >"$work/fig12.err"
+    bash tests/lab/lab.sh -n "$lab" down >/dev/null 2>&1 || true
+    return 0
+  fi
+  # LDEND1 manages eth0 itself; LDEND2 (the baseline) uses the static address the lab sets.
+  for id in LDEND1 LDEND2; do
+    local nif=()
+    [ "$id" = LDEND1 ] && nif=(--net-interface eth0)
+    "$build/lade-factory" create --registry "$reg" --id "$id" --hub-host hub.lade.test \
+      --hub-port 8883 --ca "$ca" --out "$d" --hosts-file /dev/null --time-source ntp \
+      --ntp-host ntp.lade.test --fallback-dns 198.51.100.53,198.51.100.54 "${nif[@]}" >/dev/null
+    printf 'state_dir = %s\nlog_level = debug\n' "$d/$id/state" >"$d/$id/user.conf"
+  done
+  printf 'dns_servers = 192.168.77.1\n' >>"$d/LDEND2/user.conf"
+
+  # nd_run KIND I ID: one start, left running (nd_pid); a line in fig12.txt and the counters at
+  # "online" in fig13.txt. KIND cold/static: empty state dir; reboot: the stored lease; link:
+  # the cable is out (the caller pulled it), plugged in once the charger reports no carrier.
+  nd_run() {
+    kind=$1 i=$2 id=$3 dir=$d/$3 log=$work/logs/netdhcp-$1-$2.log t1=
+    rm -f "$dir/status.json"
+    case $kind in cold | static) rm -rf "$dir/state" ;; esac
+    # The agent creates its state dir only when it drives an EVSE (ctl_init); with evse = none
+    # and no dir, net.json (the lease for INIT-REBOOT) and the clock floor would not be saved.
+    mkdir -p "$dir/state"
+    nd_reset "$ns"
+    t0=$(now_ms)
+    ip netns exec "$ns" "$build/lade-charger" --factory "$dir/factory.conf" \
+      --user "$dir/user.conf" --status "$dir/status.json" >"$log" 2>&1 &
+    nd_pid=$!
+    pids+=("$nd_pid")
+    if [ "$kind" = link ]; then
+      end=$(( $(now_ms) + 10000 ))
+      until grep -q '"carrier":false' "$dir/status.json" 2>/dev/null || (( $(now_ms) >= end )); do
+        sleep 0.01
+      done
+      nd_reset "$ns"
+      t0=$(now_ms)
+      bash tests/lab/lab.sh -n "$lab" link 0 up >/dev/null 2>&1 || true
+    fi
+    end=$(( t0 + 60000 ))
+    while (( $(now_ms) < end )) && kill -0 "$nd_pid" 2>/dev/null; do
+      if grep -q '"link":"online"' "$dir/status.json" 2>/dev/null; then
+        t1=$(now_ms)
+        break
+      fi
+      sleep 0.01
+    done
+    if [ -z "$t1" ]; then
+      echo "$kind start $i was not online within 60 s (logs/netdhcp-$kind-$i.log)" >>"$work/fig12.err"
+      return 0
+    fi
+    nd_counters "$ns" | awk -v k="$kind" -v i="$i" '{print k, i, $0}' >>"$work/fig13.txt"
+    tf=$(nd_log_ms "$log" 'netif: eth0: (DISCOVER|REQUEST) sent')
+    ta=$(nd_log_ms "$log" 'dhcp: eth0: [A-Z]+ → PROBING')
+    tb=$(nd_log_ms "$log" 'dhcp: eth0: bound ')
+    tt=$(nd_log_ms "$log" ': time trusted$')
+    to=$(nd_log_ms "$log" ': link mqtt -> online')
+    echo "$kind $i $((t1 - t0)) $(nd_rel "$tf") $(nd_rel "$ta") $(nd_rel "$tb") $(nd_rel "$tt") $(nd_rel "$to")" \
+      >>"$work/fig12.txt"
+  }
+  # static: LDEND2 from the lab's static address (figure 11's ntp+dns start)
+  bash tests/lab/lab.sh -n "$lab" addr 0 static >/dev/null
+  for i in $(seq "$netdhcp_runs"); do nd_run static "$i" LDEND2; stop_pid "$nd_pid"; done
+  bash tests/lab/lab.sh -n "$lab" addr 0 flush >/dev/null
+  for i in $(seq "$netdhcp_runs"); do nd_run cold "$i" LDEND1; stop_pid "$nd_pid"; done
+  for i in $(seq "$netdhcp_runs"); do
+    nd_run reboot "$i" LDEND1
+    stop_pid "$nd_pid"
+    grep -q 'asking for the stored lease' "$log" ||
+      echo "restart $i did not ask for the stored lease (logs/netdhcp-reboot-$i.log)" >>"$work/fig12.err"
+  done
+  for i in $(seq "$netdhcp_runs"); do
+    bash tests/lab/lab.sh -n "$lab" link 0 down >/dev/null
+    nd_run link "$i" LDEND1
+    if [ "$i" = "$netdhcp_runs" ] && grep -q '"link":"online"' "$d/LDEND1/status.json" 2>/dev/null; then
+      # The renewal: the last one stays online until T1 (60 s after its address was bound).
+      nd_reset "$ns"
+      end=$(( $(now_ms) + 90000 ))
+      until grep -q 'dhcp: eth0: renewed ' "$log" || (( $(now_ms) >= end )); do sleep 0.1; done
+      if grep -q 'dhcp: eth0: renewed ' "$log"; then
+        sleep 0.5  # its ACK (and any ARP it causes) is in by then
+        nd_counters "$ns" | awk '{print "renew", 1, $0}' >>"$work/fig13.txt"
+      else
+        echo "no DHCP renewal within 90 s (logs/netdhcp-link-$i.log)" >>"$work/fig12.err"
+      fi
+    fi
+    stop_pid "$nd_pid"
+  done
+  bash tests/lab/lab.sh -n "$lab" down >/dev/null 2>&1 || true
+}
+# nd_med KIND EXPR FIELDS: median over KIND's runs in fig12.txt of the awk EXPR, over the runs
+# where every field in FIELDS (numbers) was found in the log
+nd_med() {
+  awk -v k="$1" -v need="$3" 'BEGIN {n = split(need, f, " ")}
+    $1 == k { for (j = 1; j <= n; j++) if ($(f[j]) == "-") next; print '"$2"' }' "$work/fig12.txt" | median
+}
+nd_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.1f×", a / b}'; }
+nd_diff() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "n/a" || b == "n/a") print "n/a"; else printf "%d", a - b}'; }
+nd_kb() { awk -v x="$1" 'BEGIN {printf "%.1f kB", x / 1000}'; }
+# nd_per P B: B / P rounded, "n/a" without packets
+nd_per() { awk -v p="$1" -v b="$2" 'BEGIN {if (p + 0 == 0 || b == "n/a") print "n/a"; else printf "%.0f", b / p}'; }
+nd_samples() { awk -v k="$1" '$1 == k {printf "%s%s", s, $3; s = ", "}' "$work/fig12.txt"; }
+nd_n() { awk -v k="$1" '$1 == k' "$work/fig12.txt" | wc -l; }
+# nd_b KIND COUNTER [packets]: median over KIND's runs of that counter's IP bytes (or packets)
+nd_b() {
+  awk -v k="$1" -v c="$2" -v col="$([ "${3:-}" = packets ] && echo 4 || echo 5)" \
+    '$1 == k && $3 == c {print $col}' "$work/fig13.txt" | median
+}
+# nd_io KIND NAME: "out in total" bytes of counters NAME_out/NAME_in (medians)
+nd_io() {
+  local o i
+  o=$(nd_b "$1" "$2_out"); i=$(nd_b "$1" "$2_in")
+  awk -v o="$o" -v i="$i" 'BEGIN {if (o == "n/a" || i == "n/a") print "n/a n/a n/a"; else print o, i, o + i}'
+}
+# nd_row KIND NAME WHAT: a table row of one exchange
+nd_row() {
+  local o i t
+  read -r o i t < <(nd_io "$1" "$2")
+  echo "| $3 | $(nd_b "$1" "$2_out" packets) / $(nd_b "$1" "$2_in" packets) | $o | $i | **$t** |"
+}
+# nd_mqtt: "<idle day, TCP payload B> <segments a day>" from figure 4 of this run, else from
+# the RESULTS.md being replaced (LADE_BENCH_ONLY=netdhcp)
+nd_mqtt() {
+  if [ -n "${c_day:-}" ]; then
+    echo "$c_day ${c_reads_day:-0} this"
+    return 0
+  fi
+  local day segs
+  day=$(sed -nE 's/^\| \*\*idle charger\*\* \|[^|]*\|[^|]*\| \*\*([0-9]+) B\*\*.*/\1/p' "$out" 2>/dev/null | head -1) || true
+  segs=$(sed -nE 's/.* ([0-9]+) segments a day.*/\1/p' "$out" 2>/dev/null | head -1) || true
+  echo "${day:-n/a} ${segs:-0} previous"
+}
+# shellcheck disable=SC2016 # nd_med's second argument is an awk expression
+netdhcp_section() {
+  local base cold reboot link
+  base=$(nd_med static '$3' 3); cold=$(nd_med cold '$3' 3)
+  reboot=$(nd_med reboot '$3' 3); link=$(nd_med link '$3' 3)
+  # steps (ms): start → first DHCP message, → answered (PROBING), → bound, → trusted, → online
+  steps() {
+    if [ "$1" = static ]; then
+      echo "| $2 | – | – | – | $(nd_med static '$7' 7) | $(nd_med static '$8 - $7' '7 8') |"
+    else
+      echo "| $2 | $(nd_med "$1" '$4' 4) | $(nd_med "$1" '$5 - $4' '4 5') | $(nd_med "$1" '$6 - $5' '5 6') | $(nd_med "$1" '$7 - $6' '6 7') | $(nd_med "$1" '$8 - $7' '7 8') |"
+    fi
+  }
+  echo "## 12. Link-up → cloud-connected with the charger's own DHCP"
+  echo
+  echo "The site-network lab (figure 11) with the charger's eth0 up and unconfigured (\`lab.sh up --addr none"
+  echo "--lease 120\`), and one \`lade-charger\` provisioned with \`--net-interface eth0\`: its own DHCP client"
+  echo "(docs/dhcp.md: RFC 5227 ARP probe before it uses an address, INIT-REBOOT from the lease stored in"
+  echo "\`state_dir/net.json\`), the DNS server of the lease (the router), trusted time from chrony"
+  echo "(\`ntp.lade.test\`, one server), then TLS + MQTT to the hub through the NAT; no hosts file,"
+  echo "\`evse = none\`, \`log_level = debug\`; the bench creates its state dir (the agent creates it only when"
+  echo "it drives an EVSE; without it the lease for INIT-REBOOT is not saved: \`net.json not written\`)."
+  echo "Timed to the status file saying \"online\" (polled every 10 ms),"
+  echo "$netdhcp_runs times per kind. Baseline in the same run: figure 11's ntp+dns start — the same charger"
+  echo "steps (DNS, NTP, hub) from a static address with the router as DNS server — so the ratio is"
+  echo "the cost of acquiring the address; the hosts-file/host-clock baseline of figure 11 would mix"
+  echo "DNS and NTP into it."
+  if [ -s "$work/fig12.err" ]; then echo; echo "Not as planned in this run: $(paste -sd';' "$work/fig12.err")."; fi
+  echo
+  echo "| start | from | n | to online, median (ms) | samples (ms) | / baseline |"
+  echo "|---|---|---:|---:|---|---:|"
+  echo "| cold (empty state dir) | process start | $(nd_n cold) | **$cold** | $(nd_samples cold) | $(nd_ratio "$cold" "$base") |"
+  echo "| restart (stored lease) | process start | $(nd_n reboot) | **$reboot** | $(nd_samples reboot) | $(nd_ratio "$reboot" "$base") |"
+  echo "| cable plugged in (stored lease) | \`lab.sh link 0 up\` (charger running, no carrier) | $(nd_n link) | **$link** | $(nd_samples link) | $(nd_ratio "$link" "$base") |"
+  echo "| baseline: static address, DNS + NTP | process start | $(nd_n static) | $base | $(nd_samples static) | 1 |"
+  echo
+  echo "Where the time goes (medians of each step, ms, from the charger's debug log; a step's median"
+  echo "is over the runs, so the steps need not add up to the total exactly):"
+  echo
+  echo "| start | → first DHCP message | DHCP answered | ARP probe (RFC 5227) | address → time trusted | trusted → online |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  steps cold "cold: DISCOVER after the random 0–1 s start delay; OFFER, REQUEST, ACK"
+  steps reboot "restart: INIT-REBOOT REQUEST at once, ACK"
+  steps link "cable plugged in: \`lab.sh link 0 up\` (~10 ms of its own), carrier up → INIT-REBOOT REQUEST, ACK"
+  steps static "baseline (static address)"
+  echo
+  echo "- Log lines: \`netif: eth0: DISCOVER|REQUEST sent\`, \`dhcp: eth0: … → PROBING\` (the ACK), \`dhcp: eth0:"
+  echo "  bound …\`, \`charger …: time trusted\`, \`charger …: link mqtt -> online\`. \"address → time trusted\" is"
+  echo "  the NTP host's DNS lookup through the lease's DNS server and the SNTP burst: $nd_burst_good good samples"
+  echo "  ${nd_burst_spacing_ms} ms apart from the lab's one server (\`lade_sntp_cfg_default\`); \"trusted → online\" the hub's"
+  echo "  DNS lookup, TCP, TLS 1.3 and MQTT CONNECT/CONNACK."
+  echo "- The own DHCP adds $(nd_diff "$cold" "$base") ms (cold) and $(nd_diff "$reboot" "$base") ms (restart) to the start; most of it is the"
+  echo "  RFC 5227 probe of the address (PROBE_WAIT 0–1 s, 3 probes 1–2 s apart, ANNOUNCE_WAIT 2 s: 4–7 s),"
+  echo "  which the charger also runs after a restart with its stored lease (the address may have been"
+  echo "  taken while it was off; docs/dhcp.md). The DHCP exchanges themselves take a few ms on the LAN."
+  echo "- The reference charger needs 2–3 minutes after a restart (SPEC R11): the restart here is"
+  echo "  $(awk -v a="$reboot" 'BEGIN {if (a == "n/a") print "n/a"; else printf "%.0f–%.0f×", 120000 / a, 180000 / a}') faster."
+  echo
+  netdhcp_bytes_section
+}
+netdhcp_bytes_section() {
+  local rt ht nt bo bi po pi one cpd rpd ppd pmin pmax srv dhcp_day dns_day ntp_day
+  local total mq mq_segs mq_from mq_ip cold_sum reboot_sum other
+  read -r _ _ rt < <(nd_io renew dhcp)
+  read -r _ _ ht < <(nd_io cold dnshub)
+  read -r _ _ nt < <(nd_io cold dnsntp)
+  read -r bo bi _ < <(nd_io cold ntp)
+  po=$(nd_b cold ntp_out packets); pi=$(nd_b cold ntp_in packets)
+  # one poll of one server: one request and one reply, the burst's packets
+  one=$(awk -v a="$(nd_per "$po" "$bo")" -v b="$(nd_per "$pi" "$bi")" 'BEGIN {if (a == "n/a" || b == "n/a") print "n/a"; else print a + b}')
+  cpd=$(awk -v t="$def_ttl" 'BEGIN {printf "%.2f", 86400 / (0.85 * t)}')
+  rpd=$(awk -v h="$netdhcp_lease_h" 'BEGIN {printf "%.2f", 86400 / (h * 3600 / 2)}')
+  ppd=$(awk -v a="$nd_poll_min_ms" -v b="$nd_poll_max_ms" 'BEGIN {printf "%.2f", 86400000 / ((a + b) / 2)}')
+  pmin=$(( 86400000 / nd_poll_max_ms )); pmax=$(( 86400000 / nd_poll_min_ms ))
+  srv=$nd_max_servers
+  dhcp_day=$(awk -v n="$rpd" -v b="$rt" 'BEGIN {printf "%.0f", n * b}')
+  dns_day=$(awk -v n="$cpd" -v b="$ht" 'BEGIN {printf "%.0f", n * b}')
+  ntp_day=$(awk -v n="$ppd" -v s="$srv" -v b="$one" 'BEGIN {printf "%.0f", n * s * b}')
+  total=$(( dhcp_day + dns_day + ntp_day ))
+  read -r mq mq_segs mq_from < <(nd_mqtt)
+  mq_ip=$(awk -v a="$mq" -v s="$mq_segs" 'BEGIN {if (a == "n/a") print "n/a"; else printf "%.0f", a + 52 * s}')
+  # DHCP + DNS + NTP of a whole start, per run (medians)
+  nd_start_sum() {
+    awk -v k="$1" '$1 == k && $3 ~ /^(dhcp|dns|dnstcp|ntp)_(in|out)$/ {s[$2] += $5} END {for (r in s) print s[r]}' \
+      "$work/fig13.txt" | median
+  }
+  cold_sum=$(nd_start_sum cold); reboot_sum=$(nd_start_sum reboot)
+  other=$(awk '$1 == "cold" {v[$3] += $5} END {printf "%d", v["dns_out"] + v["dns_in"] - v["dnshub_out"] - v["dnshub_in"] - v["dnsntp_out"] - v["dnsntp_in"] + v["dnstcp_out"] + v["dnstcp_in"]}' "$work/fig13.txt")
+  cat <<EOF
+## 13. Bytes of DHCP, DNS and NTP, per exchange and per day
+
+The runs of figure 12, counted on the charger's eth0 by nftables in its namespace (a \`netdev\`
+table with ingress and egress hooks, so the DHCP client's packet-socket frames count too): udp
+67/68, udp and tcp 53 (the hub's and the NTP host's questions told apart by the question's first
+letter), udp 123, ARP and tcp 8883, both ways. Bytes are IP packet lengths (IPv4 header + UDP/TCP
+header + payload; the 14 B Ethernet header taken off the egress count); out = charger → network.
+Medians over the runs: the counters were reset at each start and read at "online"; the renewal is
+one run's, counted from "online" until the log said \`renewed\` (T1 = 60 s of the lab's 120 s lease).
+
+| exchange | packets out / in | out | in | total |
+|---|---:|---:|---:|---:|
+$(nd_row cold dhcp "DHCP, cold acquisition: DISCOVER, OFFER, REQUEST, ACK (BOOTP padded to 300 B)")
+$(nd_row reboot dhcp "DHCP, INIT-REBOOT after a restart: REQUEST, ACK")
+$(nd_row renew dhcp "DHCP, renewal at T1: REQUEST unicast to the server, ACK")
+$(nd_row cold dnsntp "DNS, the NTP host (A, one address here), through the lease's DNS server")
+$(nd_row cold dnshub "DNS, the hub (A)")
+$(nd_row cold ntp "SNTP burst at start (until $nd_burst_good good samples)")
+| SNTP, one server once (a steady poll asks each server once): from the burst's packets | 1 / 1 | $(nd_per "$po" "$bo") | $(nd_per "$pi" "$bi") | **$one** |
+$(nd_row cold arp "ARP at a cold acquisition (probes, announcements, the router's queries; LAN only, ARP bytes)")
+$(nd_row renew arp "ARP during the renewal minute")
+$(nd_row cold hub "for scale: the hub connect to online, TCP/IP (figure 1 counts its TCP payload)")
+
+- A whole start, DHCP + DNS + NTP: cold **$cold_sum B**, restart **$reboot_sum B** (ARP and the hub not counted).
+  DNS on port 53 other than these two names, and DNS over TCP: $other B (expected 0).
+- The hub's and the NTP host's names have the same length, so their lookups cost the same here;
+  an answer with more addresses (the NTP pool gives $srv) is 16 B longer per extra A record.
+
+### A day at the production constants
+
+| what | per exchange | a day | bytes a day | assumption |
+|---|---:|---:|---:|---|
+| DHCP renewals | $rt B | $rpd | $dhcp_day | a site lease of ${netdhcp_lease_h} h (\`LADE_BENCH_SITE_LEASE_H\`), renewed at T1 = ½ lease (RFC 2131, docs/dhcp.md); the lease itself is the site router's choice |
+| DNS, the hub | $ht B | $cpd | $dns_day | one lookup per connection: \`connect_now\` resolves the hub at every attempt, and a connection lives 0.85 × \`token_ttl_s\` = $(awk -v t="$def_ttl" 'BEGIN {printf "%.0f", 0.85 * t}') s (renewal at 80–90 % of the default $def_ttl s, src/common/settings.c); the hub's TTL taken as shorter than that (else the stub's cache answers, docs/dns.md: an upper bound); no failed attempts |
+| SNTP polls | $one B per server | $ppd × $srv | $ntp_day | every usable server once per poll, polls uniform in [$(( nd_poll_min_ms / 3600000 )) h, $(( nd_poll_max_ms / 3600000 )) h] (\`lade_sntp_cfg_default\`: $pmin–$pmax polls a day, $ppd on average); $srv servers, the most the client uses (\`LADE_SNTP_MAX_SERVERS\`; the NTP pool's name gives 4) |
+| DNS, the NTP host | $nt B | 0 | 0 | looked up only while time is untrusted: once per start |
+| **DHCP + DNS + NTP** | | | **$total B** ($(nd_kb "$total")) | |
+
+- Against the MQTT traffic of an idle day ($( [ "$mq_from" = this ] && echo "figure 4, this run" || echo "figure 4 of the previous RESULTS.md")): $mq B of TCP payload, at least
+  $mq_ip B as IP packets (+ 52 B per segment, $mq_segs segments): DHCP + DNS + NTP add **$(awk -v a="$total" -v b="$mq_ip" 'BEGIN {if (b == "n/a") print "n/a"; else printf "%.1f %%", 100 * a / b}')** to it,
+  $(awk -v a="$total" -v b="$budget_b" 'BEGIN {printf "%.2f", 100 * a / b}') % of the reference charger's ~3 MB a day (SPEC R12).
+- DHCP never leaves the site LAN, and the DNS queries go to the site router (its own upstream
+  query is about the same size): on a metered uplink the day's cost is the NTP polls and the
+  router's forwarded lookups, $(( dns_day + ntp_day )) B. With a 1 h lease (dnsmasq's default) the DHCP renewals
+  would be $(awk -v b="$rt" 'BEGIN {printf "%.0f", 48 * b}') B a day, still on the LAN only.
+- Each start adds the one-off costs above (cold $cold_sum B, restart $reboot_sum B); the MQTT connect of
+  figure 1 comes on top.
+EOF
+}
+if [ "${LADE_BENCH_ONLY:-}" = netdhcp ]; then
+  echo "bench: figures 12 and 13 — the charger's own DHCP through the site-network lab, $netdhcp_runs starts per kind and a renewal" >&2
+  netdhcp_figure
+  netdhcp_section
+  exit 0
+fi
+
 # ---- the counting relay -------------------------------------------------------------------------
 
 relay_log=$work/relay.log
@@ -894,6 +1293,8 @@ echo "bench: figure 10 — plug-in → setpoint, $plugin_n chargers: $plugin_rou
 plugin_figure
 echo "bench: figure 11 — start → online through the site-network lab, $netboot_runs starts per kind"
 netboot_figure
+echo "bench: figures 12 and 13 — the charger's own DHCP through the site-network lab, $netdhcp_runs starts per kind and a renewal (~4 min)"
+netdhcp_figure
 
 # ---- bench/RESULTS.md ---------------------------------------------------------------------------
 
@@ -1344,6 +1745,8 @@ $(scenarios_section)
 $(plugin_section)
 
 $(netboot_section)
+
+$(netdhcp_section)
 
 ## How to reproduce
 
