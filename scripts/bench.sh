@@ -584,7 +584,7 @@ netboot_section() {
   echo
   echo "The site-network lab (\`tests/lab\`, docs/lab.md: network namespaces, a NAT router with dnsmasq and"
   echo "nftables, an \"internet\" with the hub, chrony and two public resolvers) and one \`lade-charger\`"
-  echo "(static address; its DHCP client is not driven by the agent yet), started $netboot_runs times per kind,"
+  echo "(static address here; figure 12 adds its own DHCP), started $netboot_runs times per kind,"
   echo "timed from the process start to its status file saying \"online\" (polled every 10 ms)."
   if [ -s "$work/fig11.err" ]; then echo; echo "Not measured in this run: $(cat "$work/fig11.err")."; fi
   echo

@@ -1265,13 +1265,14 @@ lade_err ctl_init(struct lade_charger *c)
     lade_timer_init(&k->step_timer, on_step_timer, c);
     lade_timer_init(&k->obs_timer, on_obs_timer, c);
     lade_timer_init(&k->restart_timer, on_restart_timer, c);
-    if (strcmp(c->set.evse, "none") == 0 || c->set.evse[0] == 0)
-        return LADE_OK;
-    k->enabled = true;
-    if (mkdir(c->set.state_dir, 0700) != 0 && errno != EEXIST) {
+    /* Every charger keeps state (clock floor, the DHCP lease), not only one that charges. */
+    if (c->set.state_dir[0] && mkdir(c->set.state_dir, 0700) != 0 && errno != EEXIST) {
         LOG_E(c->log_tag, "state directory %s: %s", c->set.state_dir, strerror(errno));
         /* Charging works without it; sessions are kept in memory and the fault reported. */
     }
+    if (strcmp(c->set.evse, "none") == 0 || c->set.evse[0] == 0)
+        return LADE_OK;
+    k->enabled = true;
     struct lade_charging_config cfg;
     lade_err err = charging_config(c, &cfg);
     if (err) {
