@@ -15,6 +15,8 @@ PKGS=(
   # package starts chronyd on a machine that runs systemd; the lab runs its own chronyd with -x,
   # which never sets the clock.
   chrony nftables busybox iputils-ping bind9-dnsutils
+  # a charger whose clock reads 1970 (e2e.test_net_dhcp_lab): libfaketime, preloaded
+  faketime
   chromium
 )
 

@@ -64,6 +64,9 @@ struct lade_timesync_cfg {
     /* Trust gained (true) or lost (false, only by stop/free). Optional. Start the cloud link
      * (TLS checks, SAS tokens) only once this said true (SPEC R6). */
     void (*on_trust)(void *ud, bool trusted);
+    /* The client's state changed (a burst ended without trust, back-off, ...), for
+     * diagnostics (R19). Optional. */
+    void (*on_state)(void *ud);
     void *ud;
 };
 

@@ -651,6 +651,11 @@ static void on_trust(void *ud, bool trusted)
     agent_write_status(c);
 }
 
+static void on_time_state(void *ud)
+{
+    agent_write_status(ud); /* e.g. a burst ended without trust: say why now (R19) */
+}
+
 static void on_ntp_resolved(void *ud, lade_err err, const struct lade_sockaddr *addrs, size_t n,
                             const struct lade_dnsres_info *info)
 {
@@ -932,6 +937,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
             .floor_file = c->set.state_dir[0] ? floor_file : NULL,
             .host_mode = strcmp(c->set.time_source, "host") == 0,
             .on_trust = on_trust,
+            .on_state = on_time_state,
             .ud = c,
         };
         err = lade_timesync_new(c->loop, &tc, &c->ts);

@@ -246,8 +246,12 @@ static void update_dns(struct lade_charger *c)
 static const char *link_ifname(const struct lade_charger *c)
 {
     const struct agent_net *n = &c->net;
-    if (n->bm.active != LADE_BEARER_NONE)
-        return ifname_of(c, n->bm.active);
+    if (n->bm.active != LADE_BEARER_NONE) {
+        /* During the bearer manager's down hold the bearer stays chosen, but with its address
+         * or carrier gone a new attempt cannot work: wait rather than fail in a loop. */
+        if (n->bm.slot[n->bm.active].link.up)
+            return ifname_of(c, n->bm.active);
+    }
     /* No bearer chosen (all in a penalty after the watchdog gave up on them): a charger with a
      * working network must still try the cloud, or a single-bearer charger would sit out
      * penalties of up to half an hour after a firewall was fixed. Routing decides. */

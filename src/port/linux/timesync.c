@@ -41,6 +41,7 @@ struct lade_timesync {
     size_t n;
     struct lade_sockaddr addr[LADE_SNTP_MAX_SERVERS];
     int fd[LADE_SNTP_MAX_SERVERS];
+    enum lade_sntp_state reported; /* the state on_state last told of */
 };
 
 /* ---------------------------------------------------------------- floor file */
@@ -189,6 +190,12 @@ static void on_timer(struct lade_loop *loop, struct lade_timer *t, void *ud);
 /* After every call into the machine: drop sockets no query needs, arm the timer. */
 static void after(struct lade_timesync *ts)
 {
+    enum lade_sntp_state st = lade_sntp_client_state(&ts->sntp);
+    if (st != ts->reported) {
+        ts->reported = st;
+        if (ts->cfg.on_state)
+            ts->cfg.on_state(ts->cfg.ud);
+    }
     for (size_t i = 0; i < ts->n; i++)
         if (!lade_sntp_client_pending(&ts->sntp, i))
             close_fd(ts, i);
