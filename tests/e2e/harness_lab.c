@@ -261,6 +261,12 @@ static const char *dns_mode_name(enum h_lab_dns m)
         return "silent";
     case H_LAB_DNS_SLOW:
         return "slow";
+    case H_LAB_DNS_SPOOF_ID:
+        return "spoof-id";
+    case H_LAB_DNS_SPOOF_QUESTION:
+        return "spoof-question";
+    case H_LAB_DNS_SPOOF_ADDR:
+        return "spoof-addr";
     }
     return "forward";
 }
@@ -469,6 +475,10 @@ void h_lab_dns(struct h_lab *lab, enum h_lab_dns mode, int delay_ms)
 {
     if (mode == H_LAB_DNS_SLOW)
         h_lab_must(lab, "dns slow %d", delay_ms);
+    else if ((mode == H_LAB_DNS_SPOOF_ID || mode == H_LAB_DNS_SPOOF_QUESTION ||
+              mode == H_LAB_DNS_SPOOF_ADDR) &&
+             delay_ms > 0)
+        h_lab_must(lab, "dns %s %d", dns_mode_name(mode), delay_ms);
     else
         h_lab_must(lab, "dns %s", dns_mode_name(mode));
 }

@@ -40,6 +40,7 @@
 #define H_LAB_RESOLVER1_ADDR "198.51.100.53" /* stands in for 8.8.8.8 */
 #define H_LAB_RESOLVER2_ADDR "198.51.100.54" /* stands in for 1.1.1.1 */
 #define H_LAB_CHARGER_IF     "eth0"
+#define H_LAB_SPOOF_ANSWER   "198.51.100.99" /* H_LAB_DNS_SPOOF_*'s forgeries: nothing there */
 
 /* lade-factory arguments that point a charger's factory settings at the lab (append them to
  * h_charger_provision's factory_args; the hub host, port and CA come from lab.hub). The hosts
@@ -64,6 +65,14 @@ enum h_lab_dns {
     H_LAB_DNS_OFF,      /* nothing listens: ICMP port unreachable */
     H_LAB_DNS_SILENT,   /* queries are dropped: timeouts */
     H_LAB_DNS_SLOW,     /* forwards to resolver1 after dns_delay_ms */
+    /* Forged answers first, then the real one: for each query the router sends answers giving
+     * the asked name H_LAB_SPOOF_ANSWER, each logged as a "forged ..." line in
+     * <lab.dir>/log/dns.log, then relays resolver1's real answer dns_delay_ms later (0: 100). */
+    H_LAB_DNS_SPOOF_ID,       /* the right question, a wrong transaction id */
+    H_LAB_DNS_SPOOF_QUESTION, /* the right id, another name / another type in the question */
+    H_LAB_DNS_SPOOF_ADDR,     /* the right id and question, from 192.168.77.2:53 (an address
+                                 no host has), 203.0.113.2:53 (the router's WAN side) and
+                                 192.168.77.1 from a port other than 53 */
 };
 
 /* Firewall knobs of the router (LAN -> internet). */

@@ -7,9 +7,12 @@
  *   - normal boot: DNS via the router, trusted time, hub through the NAT; time measured;
  *   - the router's DNS is silent: the public fallbacks answer through the hedge;
  *   - port 8883 blocked by the firewall: offline, the status says why; unblocked: online;
- *   - NTP blocked: no cloud login, but the car charges on the offline current.
+ *   - NTP blocked: no cloud login, but the car charges on the offline current;
+ *   - forged DNS answers (wrong id / another question / from another address or port) reach
+ *     the charger before the router's real one: ignored, online through the real hub.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -142,6 +145,89 @@ static void test_ntp_blocked_charges_offline(void **state)
     h_charger_stop(&c);
 }
 
+/* UDP datagrams that found no socket in charger0's namespace (/proc/net/snmp Udp NoPorts). */
+static long udp_noports(void)
+{
+    char out[256];
+    if (h_lab_run(&lab, "charger0", out, sizeof out,
+                  "awk '/^Udp:/ { if (!h) { split($0, k); h = 1 } else for (i = 2; i <= NF; i++) "
+                  "if (k[i] == \"NoPorts\") print $i }' /proc/net/snmp") != 0)
+        return -1;
+    return atol(out);
+}
+
+static struct h_charger spoof_c;
+
+/* A forging router: the real answer still wins, the forged address is never used. */
+static void spoof_case(enum h_lab_dns mode, const char *forged, const char *refused,
+                       int min_refused)
+{
+    char dnslog[600];
+    snprintf(dnslog, sizeof dnslog, "%s/log/dns.log", lab.dir);
+    int forged0 = h_file_count(dnslog, forged);
+    long noports0 = udp_noports();
+    h_lab_dns(&lab, mode, 0);
+    uint64_t t0 = h_now_ms();
+    start(&spoof_c);
+    bool online = h_charger_wait_status(&spoof_c, "\"link\":\"online\"", 20000);
+    uint64_t took = h_now_ms() - t0;
+    h_lab_dns(&lab, H_LAB_DNS_FORWARD, 0);
+    int n_forged = h_file_count(dnslog, forged) - forged0;
+    long n_noports = udp_noports() - noports0;
+    int n_refused = refused ? h_file_count(spoof_c.log, refused) : 0;
+    char *s = h_read_file(spoof_c.status);
+    char *log = h_read_file(spoof_c.log);
+    const char *ha = s ? strstr(s, "\"hub_address\":\"") : NULL;
+    const char *dns = s ? strstr(s, "\"dns\":") : NULL;
+    fprintf(stderr,
+            "%s: online after %llu ms; %d forged answers sent, %d refused by the charger, "
+            "%ld datagrams with no socket in charger0; %.40s; %.120s\n",
+            forged, (unsigned long long)took, n_forged, n_refused, n_noports, ha ? ha : "-",
+            dns ? dns : "-");
+    /* the hub's real address, from the router's real answer */
+    bool real_hub = ha && strncmp(ha + strlen("\"hub_address\":\""), H_LAB_HUB_ADDR ":",
+                                  strlen(H_LAB_HUB_ADDR ":")) == 0;
+    bool from_router = dns && strstr(dns, "\"server\":\"" H_LAB_LAN_ROUTER ":53\"") &&
+                       strstr(dns, "\"fallback\":false");
+    /* the forged address never used for anything (hub, NTP, firmware) */
+    bool never_tried = log && !strstr(log, "connecting to " H_LAB_SPOOF_ANSWER);
+    bool never_seen = log && !strstr(log, H_LAB_SPOOF_ANSWER);
+    free(s);
+    free(log);
+    h_charger_stop(&spoof_c);
+    assert_true(online);
+    assert_true(n_forged >= 1); /* the forgery was really sent... */
+    assert_true(real_hub);      /* ...and ignored */
+    assert_true(from_router);
+    assert_true(never_tried);
+    assert_true(never_seen);
+    if (refused) /* it reached the query's socket and was refused there */
+        assert_true(n_refused >= min_refused);
+    else /* the kernel dropped it: the query's socket is connected to 192.168.77.1:53 */
+        assert_true(n_noports >= n_forged);
+}
+
+static void test_dns_forged_answers_ignored(void **state)
+{
+    (void)state;
+    uint64_t t0 = h_now_ms();
+    spoof_case(H_LAB_DNS_SPOOF_ID, "forged wrong id", "answer refused: wrong id", 1);
+    spoof_case(H_LAB_DNS_SPOOF_QUESTION, "forged other", "answer refused: other question", 2);
+    spoof_case(H_LAB_DNS_SPOOF_ADDR, "forged right id and question, wrong source", NULL, 0);
+    fprintf(stderr, "three forging routers: %llu ms\n", (unsigned long long)(h_now_ms() - t0));
+}
+
+/* Even when an assertion failed: the charger stopped, the router forwarding again (the tests
+ * share one lab). */
+static int dns_forward_again(void **state)
+{
+    (void)state;
+    if (spoof_c.pid > 0 && h_running(spoof_c.pid, NULL))
+        h_stop(spoof_c.pid, SIGTERM, 3000);
+    spoof_c.pid = 0;
+    return h_lab_cmd(&lab, "dns forward") == 0 ? 0 : -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_router_dns_silent_fallback),
         cmocka_unit_test(test_8883_blocked_then_open),
         cmocka_unit_test(test_ntp_blocked_charges_offline),
+        cmocka_unit_test_teardown(test_dns_forged_answers_ignored, dns_forward_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

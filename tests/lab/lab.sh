@@ -15,6 +15,7 @@
 #   dhcp on|off|restart|forget | dhcp set KEY VALUE... | leases | dhcp-client I [ARGS...]
 #   addr I static|flush   configure charger I statically / remove its addresses
 #   dns forward|refuse|nxdomain|off|silent|slow MS      the router's DNS
+#   dns spoof-id|spoof-question|spoof-addr [MS]   forged answers first, then the real one
 #   firewall block|allow 8883|443|dns|ntp|wan|all|tcp/P|udp/P [drop|reject] | firewall clear
 #   names add NAME ADDR | names del NAME | names reset      the resolvers' lab names
 #   host NAME up|down     an internet host answers / is silent (hub ntp1-3 resolver1-2 fw1-3)
@@ -47,6 +48,13 @@ declare -A HOST_ADDR=(
 HOST_ORDER=(hub ntp1 ntp2 ntp3 fw1 fw2 fw3 resolver1 resolver2)
 DOMAIN=lade.test
 MAX_CHARGERS=16
+# dns spoof-*: the address forged answers give (nothing in the lab has or answers on it), and
+# the forgers' sources for spoof-addr: another LAN address (not configured anywhere: not the
+# router's, below the static and pool ranges), the router's WAN side, the router's LAN address
+# from another port than 53 (0: an ephemeral one)
+SPOOF_ANSWER=198.51.100.99
+SPOOF_FROM="$LAN_PFX.2:53,$WAN_ROUTER:53,$LAN_ROUTER:0"
+SPOOF_DELAY_MS=100 # the real answer this long after the forgeries (unless MS is given)
 
 die() {
   echo "lab: $*" >&2
@@ -70,7 +78,9 @@ up options:
   --dhcp-dns router|none|public|A,B   DHCP option 6 (default router)
   --dhcp-router on|off  DHCP option 3 (default on)
   --dhcp-ntp on|off|A,B DHCP option 42 (on: the lab's NTP servers; default off)
-  --dns MODE [--dns-delay MS]   router DNS mode (default forward)
+  --dns MODE [--dns-delay MS]   router DNS mode (default forward): forward refuse nxdomain off
+                        silent slow spoof-id spoof-question spoof-addr (MS: slow's delay; for
+                        spoof-*, the real answer's, default 100)
   --ntp N               NTP servers ntp1..N (0-3, default 1), all named ntp.lade.test
   --ntp-offset I:S      server I answers S seconds off (a scripted SNTP responder, not chrony)
   --hub                 start Mosquitto + lade_hub.so on hub.lade.test:8883 (needs --build)
@@ -386,6 +396,15 @@ start_router_dns() {
   slow)
     svc_start dns router "$(helper lab_dnsdelay)" --listen "$LAN_ROUTER" \
       --upstream "${HOST_ADDR[resolver1]}" --delay-ms "$DNS_DELAY_MS"
+    ;;
+  spoof-id | spoof-question | spoof-addr)
+    # lab_dnsdelay forges answers (logged as "forged ..."), then relays resolver1's real one
+    local delay=${DNS_DELAY_MS:-0} from=()
+    [ "$delay" -gt 0 ] || delay=$SPOOF_DELAY_MS
+    [ "$DNS_MODE" != spoof-addr ] || from=(--spoof-from "$SPOOF_FROM")
+    svc_start dns router "$(helper lab_dnsdelay)" --listen "$LAN_ROUTER" \
+      --upstream "${HOST_ADDR[resolver1]}" --delay-ms "$delay" --spoof "${DNS_MODE#spoof-}" \
+      --spoof-answer "$SPOOF_ANSWER" ${from[@]+"${from[@]}"}
     ;;
   off | silent) return 0 ;;
   *) die "unknown DNS mode '$DNS_MODE'" ;;
@@ -707,6 +726,7 @@ cmd_info() {
   echo "HUB_CA=$(S)/pki/ca.pem"
   echo "NTP_HOST=ntp.$DOMAIN"
   echo "LEASES=$(S)/dhcp.leases"
+  echo "SPOOF_ANSWER=$SPOOF_ANSWER"
 }
 
 cmd_status() {
@@ -716,6 +736,9 @@ cmd_status() {
   echo "dhcp=$DHCP pool=$POOL lease=${LEASE}s t1=$T1 t2=$T2 opt3=$OPT_ROUTER opt6=$OPT_DNS opt42=$OPT_NTP"
   if [ "$DNS_MODE" = slow ]; then
     echo "router dns=slow ($DNS_DELAY_MS ms)"
+  elif [[ $DNS_MODE == spoof-* ]]; then
+    echo "router dns=$DNS_MODE (forged answers for $SPOOF_ANSWER, the real one after" \
+      "$((${DNS_DELAY_MS:-0} > 0 ? DNS_DELAY_MS : SPOOF_DELAY_MS)) ms)"
   else
     echo "router dns=$DNS_MODE"
   fi
@@ -792,7 +815,12 @@ cmd_dns() {
     st_set DNS_MODE slow
     st_set DNS_DELAY_MS "$2"
     ;;
-  *) die "dns forward|refuse|nxdomain|off|silent|slow MS" ;;
+  spoof-id | spoof-question | spoof-addr)
+    [[ ${2:-$SPOOF_DELAY_MS} =~ ^[0-9]+$ ]] || die "dns $mode [MS]"
+    st_set DNS_MODE "$mode"
+    st_set DNS_DELAY_MS "${2:-$SPOOF_DELAY_MS}"
+    ;;
+  *) die "dns forward|refuse|nxdomain|off|silent|slow MS|spoof-id|spoof-question|spoof-addr [MS]" ;;
   esac
   svc_stop dns
   apply_router_nft
