@@ -17,6 +17,9 @@ PKGS=(
   chrony nftables busybox iputils-ping bind9-dnsutils
   # a charger whose clock reads 1970 (e2e.test_net_dhcp_lab): libfaketime, preloaded
   faketime
+  # the firmware hosts in tests and the demo (HTTPS with Range/ETag; run by the tests with
+  # their own config, never as a system service)
+  nginx
   chromium
 )
 
