@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "lade/file.h"
 #include "lade/clock.h"
 #include "lade/log.h"
 
@@ -71,24 +72,10 @@ static void state_path(const struct lade_charger *c, const char *name, char *out
     snprintf(out, cap, "%s/%s", c->set.state_dir, name);
 }
 
-/* Atomic small-file write: temp file, optional fsync, rename. */
+/* Atomic small-file write (lade/file.h): temp file, optional fsync, rename. */
 static bool write_file_atomic(const char *path, const char *text, bool sync)
 {
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return false;
-    bool ok = fputs(text, f) >= 0;
-    ok = fflush(f) == 0 && ok;
-    if (sync)
-        ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return false;
-    }
-    return true;
+    return lade_file_write_atomic(path, text, strlen(text), 0644, sync) == LADE_OK;
 }
 
 static cJSON *read_json_file(const char *path)

@@ -28,6 +28,7 @@
 
 #include "agent.h"
 #include "lade/clock.h"
+#include "lade/file.h"
 #include "lade/log.h"
 
 #define NET_FILE        "net.json"
@@ -109,9 +110,8 @@ static void load_saved(struct lade_charger *c)
 static void save(struct lade_charger *c)
 {
     struct agent_net *n = &c->net;
-    char path[320], tmp[330];
+    char path[320];
     snprintf(path, sizeof path, "%s/" NET_FILE, c->set.state_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     cJSON *o = cJSON_CreateObject();
     for (int k = 0; k < LADE_BEARER_COUNT; k++) {
         if (!n->saved[k].addr && !n->saved[k].ll)
@@ -130,13 +130,9 @@ static void save(struct lade_charger *c)
     }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    FILE *f = text ? fopen(tmp, "w") : NULL;
-    bool ok = f && fputs(text, f) >= 0;
-    if (f)
-        ok = fclose(f) == 0 && ok;
+    if (!text || lade_file_write_atomic(path, text, strlen(text), 0600, true) != LADE_OK)
+        LOG_W(c->log_tag, "%s not written: %s", path, text ? strerror(errno) : "no memory");
     free(text);
-    if (!ok || rename(tmp, path) != 0)
-        LOG_W(c->log_tag, "%s not written: %s", path, strerror(errno));
 }
 
 /* Keeps net.json in step with what the interface has (written only when it changes). */

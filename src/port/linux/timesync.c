@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lade/clock.h"
+#include "lade/file.h"
 #include "lade/log.h"
 
 #define MOD "timesync"
@@ -105,42 +106,9 @@ lade_err lade_timesync_write_floor(const char *path, int64_t wall_s)
 {
     if (!path || wall_s < 0)
         return LADE_ERR_INVAL;
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return LADE_ERR_INVAL;
-    lade_err err = LADE_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return LADE_ERR_IO;
     char line[32];
     int len = snprintf(line, sizeof line, "%lld\n", (long long)wall_s);
-    if (write(fd, line, (size_t)len) != len || fsync(fd) != 0)
-        err = LADE_ERR_IO;
-    if (close(fd) != 0)
-        err = LADE_ERR_IO;
-    if (err == LADE_OK && rename(tmp, path) != 0)
-        err = LADE_ERR_IO;
-    if (err != LADE_OK) {
-        (void)unlink(tmp);
-        goto out;
-    }
-    /* Make the rename itself durable (best effort: some file systems refuse O_DIRECTORY sync). */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-out:
-    return err;
+    return lade_file_write_atomic(path, line, (size_t)len, 0644, true);
 }
 
 /* ---------------------------------------------------------------- clock */
