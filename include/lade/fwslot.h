@@ -243,7 +243,9 @@ struct lade_fwslot_status {
 /* Loads the record (or makes one from the factory version on first start), runs the boot
  * decision and saves it before returning — the "boot". A trial slot is hashed before it is
  * tried; a mismatch abandons it (WHY_VERIFY). IO when the record cannot be saved (the state
- * dir must exist and be writable); INVAL for a bad cfg. */
+ * dir must exist and be writable); CONFIG when a record copy is in a newer format; INVAL for a
+ * bad cfg. One owner (the updater), not thread-safe; the cfg strings are copied. The running
+ * firmware's version is status.slot[status.running].img.version. */
 lade_err lade_fwslot_file_open(const struct lade_fwslot_file_cfg *cfg,
                                struct lade_fwslot_file **out) LADE_MUST_CHECK;
 void lade_fwslot_file_close(struct lade_fwslot_file *f);

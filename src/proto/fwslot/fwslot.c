@@ -336,7 +336,8 @@ lade_err lade_fwslot_mark_good(struct lade_fwslot *fs, int slot, struct lade_fws
     if (slot != fs->booted)
         return refuse(res, LADE_ERR_STATE, "only the running slot can be marked good");
     struct lade_fwslot_slot *s = &fs->slot[slot];
-    if (s->state == LADE_FWSLOT_GOOD && fs->primary == slot) {
+    if (s->state == LADE_FWSLOT_GOOD) {
+        /* Also with a switch pending: confirming the running slot must not cancel it. */
         res->why = "already good";
         return LADE_OK;
     }
