@@ -37,12 +37,12 @@
 #define LADE_FWSLOT_A           0
 #define LADE_FWSLOT_B           1
 #define LADE_FWSLOT_COUNT       2
-#define LADE_FWSLOT_VERSION_MAX 32 /* printable ASCII, no spaces */
+#define LADE_FWSLOT_VERSION_MAX 64 /* printable ASCII, no spaces (a manifest's: 1..64) */
 #define LADE_FWSLOT_SHA256_LEN  32
 #define LADE_FWSLOT_TRIES       1 /* try once: a trial that is not confirmed falls back */
 #define LADE_FWSLOT_TRIES_MAX   3 /* the most a decoded record may hold */
 #define LADE_FWSLOT_FORMAT      1 /* record format version */
-#define LADE_FWSLOT_RECORD_LEN  291
+#define LADE_FWSLOT_RECORD_LEN  387
 
 const char *lade_fwslot_name(int slot); /* "a", "b", "none" */
 
@@ -143,7 +143,7 @@ bool lade_fwslot_bootable(const struct lade_fwslot *fs, int slot);
 
 /* Starts writing `img` into the slot that is not running (res->slot). Refused:
  *   INVAL  image malformed (empty or bad version, length 0);
- *   INVAL  security counter below the device's counter (downgrade);
+ *   STATE  security counter below the device's counter (downgrade; as fwmanifest);
  *   STATE  the target slot is the only bootable good slot and the running one is not good
  *          (a trial not yet confirmed, or a last-resort boot): it is the fallback;
  *   STATE  the image is the one last abandoned (same SHA-256), unless retry_rejected.
@@ -154,15 +154,16 @@ lade_err lade_fwslot_begin_write(struct lade_fwslot *fs, const struct lade_fwslo
                                  bool retry_rejected, struct lade_fwslot_res *res) LADE_MUST_CHECK;
 
 /* The slot was written and read back: `sha256` is the hash of its first `length` bytes.
- * Match → WRITTEN. Mismatch → INVAL, and the slot becomes EMPTY (its bytes are unknown: a
- * new begin_write starts from offset 0). STATE unless the slot is WRITING and not booted. */
+ * Match → WRITTEN. Mismatch → AUTH (as fwmanifest's image check), and the slot becomes EMPTY (its
+ * bytes are unknown: a new begin_write starts from offset 0). STATE unless the slot is WRITING and
+ * not booted. */
 lade_err lade_fwslot_written(struct lade_fwslot *fs, int slot, uint64_t length,
                              const uint8_t sha256[LADE_FWSLOT_SHA256_LEN],
                              struct lade_fwslot_res *res) LADE_MUST_CHECK;
 
 /* Try once: the WRITTEN slot becomes TRIAL with LADE_FWSLOT_TRIES, primary. STATE unless the
  * slot is WRITTEN and not booted and the running slot is bootable and GOOD (the fallback);
- * INVAL for a security counter below the device's. Takes effect at the next boot. */
+ * STATE also for a security counter below the device's. Takes effect at the next boot. */
 lade_err lade_fwslot_switch(struct lade_fwslot *fs, int slot,
                             struct lade_fwslot_res *res) LADE_MUST_CHECK;
 
@@ -265,7 +266,8 @@ lade_err lade_fwslot_file_write(struct lade_fwslot_file *f, uint64_t offset, con
 /* Makes what was written durable (fdatasync); after it the caller may persist its offset. */
 lade_err lade_fwslot_file_sync(struct lade_fwslot_file *f) LADE_MUST_CHECK;
 /* Syncs, closes and reads the slot back: length and SHA-256 (OpenSSL EVP) must match the
- * image; then the record says WRITTEN (saved). INVAL on a mismatch (the slot is EMPTY again). */
+ * image; then the record says WRITTEN (saved). AUTH on a hash mismatch, INVAL on a wrong size
+ * or short read (the slot is EMPTY again either way). */
 lade_err lade_fwslot_file_finish(struct lade_fwslot_file *f) LADE_MUST_CHECK;
 /* Try-once switch to the WRITTEN inactive slot at the next boot (saved). */
 lade_err lade_fwslot_file_switch(struct lade_fwslot_file *f) LADE_MUST_CHECK;

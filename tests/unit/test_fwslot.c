@@ -78,9 +78,15 @@ static void test_names_and_init(void **state)
     assert_string_equal(lade_fwslot_boot_kind_name(LADE_FWSLOT_BOOT_LAST_RESORT), "last resort");
     assert_int_equal(lade_fwslot_init(&fs, "", 1), LADE_ERR_INVAL);
     assert_int_equal(lade_fwslot_init(&fs, "1.0 beta", 1), LADE_ERR_INVAL);
-    assert_int_equal(lade_fwslot_init(&fs, "123456789012345678901234567890123", 1), LADE_ERR_INVAL);
+    assert_int_equal(
+        lade_fwslot_init(&fs, "12345678901234567890123456789012345678901234567890123456789012345",
+                         1),
+        LADE_ERR_INVAL);
     assert_int_equal(lade_fwslot_init(&fs, NULL, 1), LADE_ERR_INVAL);
-    assert_int_equal(lade_fwslot_init(&fs, "12345678901234567890123456789012", 7), LADE_OK);
+    assert_int_equal(
+        lade_fwslot_init(&fs, "1234567890123456789012345678901234567890123456789012345678901234",
+                         7),
+        LADE_OK);
     assert_int_equal(fs.slot[0].state, LADE_FWSLOT_GOOD);
     assert_int_equal(fs.slot[1].state, LADE_FWSLOT_EMPTY);
     assert_int_equal(fs.counter, 7);
@@ -224,7 +230,7 @@ static void test_refusals(void **state)
     before = fs;
     /* Downgrade: security counter below the device's. */
     struct lade_fwslot_image old = image("0.9.0", 4, 1);
-    assert_int_equal(lade_fwslot_begin_write(&fs, &old, true, &r), LADE_ERR_INVAL);
+    assert_int_equal(lade_fwslot_begin_write(&fs, &old, true, &r), LADE_ERR_STATE);
     assert_false(r.changed);
     assert_non_null(strstr(r.why, "downgrade"));
     /* Malformed images. */
@@ -255,13 +261,13 @@ static void test_refusals(void **state)
     struct lade_fwslot_image img = image("2.0.0", 5, 2);
     assert_int_equal(lade_fwslot_begin_write(&fs, &img, false, &r), LADE_OK);
     assert_int_equal(lade_fwslot_switch(&fs, LADE_FWSLOT_B, &r), LADE_ERR_STATE);
-    assert_int_equal(lade_fwslot_written(&fs, LADE_FWSLOT_B, img.length, h, &r), LADE_ERR_INVAL);
+    assert_int_equal(lade_fwslot_written(&fs, LADE_FWSLOT_B, img.length, h, &r), LADE_ERR_AUTH);
     assert_true(r.changed);
     assert_int_equal(fs.slot[1].state, LADE_FWSLOT_EMPTY);
     assert_int_equal(lade_fwslot_begin_write(&fs, &img, false, &r), LADE_OK);
     assert_false(r.resume);
     assert_int_equal(lade_fwslot_written(&fs, LADE_FWSLOT_B, img.length + 1, img.sha256, &r),
-                     LADE_ERR_INVAL);
+                     LADE_ERR_AUTH);
     assert_int_equal(fs.slot[1].state, LADE_FWSLOT_EMPTY);
 
     /* Switch with a counter below the device's (the counter rose since the write): refused. */
@@ -269,7 +275,8 @@ static void test_refusals(void **state)
     assert_int_equal(lade_fwslot_written(&fs, LADE_FWSLOT_B, img.length, img.sha256, &r), LADE_OK);
     fs.counter = 6;
     fs.slot[0].img.security_counter = 6;
-    assert_int_equal(lade_fwslot_switch(&fs, LADE_FWSLOT_B, &r), LADE_ERR_INVAL);
+    assert_int_equal(lade_fwslot_switch(&fs, LADE_FWSLOT_B, &r), LADE_ERR_STATE);
+    assert_non_null(strstr(r.why, "downgrade"));
     assert_int_equal(fs.slot[1].state, LADE_FWSLOT_WRITTEN);
     fs.counter = 5;
     fs.slot[0].img.security_counter = 5;
@@ -359,7 +366,7 @@ static void test_counters(void **state)
     /* b (counter 1) is no longer bootable: a boot loader honouring the counter skips it. */
     assert_false(lade_fwslot_bootable(&fs, b));
     struct lade_fwslot_image back = image("1.1.0", 1, 1);
-    assert_int_equal(lade_fwslot_begin_write(&fs, &back, true, &r), LADE_ERR_INVAL);
+    assert_int_equal(lade_fwslot_begin_write(&fs, &back, true, &r), LADE_ERR_STATE);
     /* At boot: a primary below the counter is skipped for the other good slot. */
     struct lade_fwslot t = fs;
     t.primary = (uint8_t)b;
@@ -466,7 +473,7 @@ static void test_codec_roundtrip(void **state)
                      LADE_ERR_NOSPACE);
     assert_int_equal(lade_fwslot_encode(&fs, buf, sizeof buf, &len), LADE_OK);
     assert_int_equal(len, LADE_FWSLOT_RECORD_LEN);
-    assert_memory_equal(buf, "LFWS\x01\x00\x23\x01", 8);
+    assert_memory_equal(buf, "LFWS\x01\x00\x83\x01", 8);
     assert_int_equal(buf[8], 0x08); /* little-endian */
     assert_int_equal(lade_fwslot_decode(buf, len, &back), LADE_OK);
     assert_int_equal(back.seq, fs.seq);
@@ -489,6 +496,13 @@ static void test_codec_roundtrip(void **state)
     uint8_t again[LADE_FWSLOT_RECORD_LEN];
     assert_int_equal(lade_fwslot_encode(&back, again, sizeof again, &len), LADE_OK);
     assert_memory_equal(again, buf, LADE_FWSLOT_RECORD_LEN);
+    /* The longest version a manifest allows (64) survives the round trip. */
+    struct lade_fwslot longv = fs;
+    strcpy(longv.slot[1].img.version,
+           "1234567890123456789012345678901234567890123456789012345678901234");
+    assert_int_equal(lade_fwslot_encode(&longv, again, sizeof again, &len), LADE_OK);
+    assert_int_equal(lade_fwslot_decode(again, len, &back), LADE_OK);
+    assert_string_equal(back.slot[1].img.version, longv.slot[1].img.version);
     /* A record out of range is not encoded. */
     struct lade_fwslot odd = fs;
     odd.primary = 2;
@@ -542,14 +556,14 @@ static void test_codec_rejects_damage(void **state)
         {33, 1},            /* reserved */
         {36, 6},            /* slot a state */
         {37, 1},            /* slot reserved */
-        {40, 33},           /* version length */
+        {40, 65},           /* version length */
         {41, ' '},          /* version char */
-        {40 + 1 + 31, 'x'}, /* version padding (slot a's version is "1.0.0") */
-        {121 + 4, 0},       /* slot b (writing) without a version */
-        {206, 0},           /* rejected image without a version while rejected_why is set */
+        {40 + 1 + 63, 'x'}, /* version padding (slot a's version is "1.0.0") */
+        {153 + 4, 0},       /* slot b (writing) without a version */
+        {270, 0},           /* rejected image without a version while rejected_why is set */
         {0, 'X'},           /* magic */
         {4, 0},             /* format 0 */
-        {6, 0x24},          /* record length */
+        {6, 0x84},          /* record length */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memcpy(buf, good, sizeof good);

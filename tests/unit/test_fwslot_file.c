@@ -278,7 +278,7 @@ static void test_write_bounds_and_verify(void **state)
     /* Downgrade refused before anything is touched. */
     make_image(&low, "0.9.0", 0, 5, 1000);
     int slot = -1;
-    assert_int_equal(lade_fwslot_file_begin(x->f, &low.meta, false, &slot, NULL), LADE_ERR_INVAL);
+    assert_int_equal(lade_fwslot_file_begin(x->f, &low.meta, false, &slot, NULL), LADE_ERR_STATE);
     assert_non_null(strstr(status(x->f).last_error, "downgrade"));
     assert_int_equal(size_of(lade_fwslot_file_slot_path(x->f, 1)), -1);
     assert_int_equal(lade_fwslot_file_begin(x->f, &im.meta, false, &slot, NULL), LADE_OK);
@@ -291,7 +291,7 @@ static void test_write_bounds_and_verify(void **state)
     assert_int_equal(lade_fwslot_file_write(x->f, 0, im.data, 1000), LADE_OK);
     uint8_t wrong = im.data[500] ^ 1;
     assert_int_equal(lade_fwslot_file_write(x->f, 500, &wrong, 1), LADE_OK);
-    assert_int_equal(lade_fwslot_file_finish(x->f), LADE_ERR_INVAL);
+    assert_int_equal(lade_fwslot_file_finish(x->f), LADE_ERR_AUTH);
     assert_int_equal(status(x->f).slot[1].state, LADE_FWSLOT_EMPTY);
     assert_int_equal(lade_fwslot_file_switch(x->f), LADE_ERR_STATE);
     /* Short: also a mismatch. */

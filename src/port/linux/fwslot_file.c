@@ -14,6 +14,7 @@
  *
  * A restart of lade-charger stands in for a reboot: open() runs the boot decision. */
 #include "lade/fwslot.h"
+#include "lade/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,25 +96,12 @@ static bool write_at(struct lade_fwslot_file *f, int fd, const void *buf, size_t
     return pwrite_all(fd, buf, n, off);
 }
 
-/* Makes a created (or truncated-to-create) entry durable. Best effort: some file systems refuse
- * fsync on a directory; the entry then is as durable as that file system makes it. */
+/* Makes a created entry durable (lade_file_sync_dir: best effort, as some file systems refuse
+ * fsync on a directory). */
 static void sync_dir_of(struct lade_fwslot_file *f, const char *path, const char *point)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
     (void)fault(f, point);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    lade_file_sync_dir(path);
 }
 
 /* Reads a whole record copy (at most cap bytes). *n = 0 and false when it does not exist. */

@@ -261,7 +261,7 @@ lade_err lade_fwslot_begin_write(struct lade_fwslot *fs, const struct lade_fwslo
     if (!image_ok(img))
         return refuse(res, LADE_ERR_INVAL, "image version or length invalid");
     if (img->security_counter < fs->counter)
-        return refuse(res, LADE_ERR_INVAL,
+        return refuse(res, LADE_ERR_STATE,
                       "security counter below the device's anti-rollback counter (downgrade)");
     /* Never destroy the only image that is known to boot. */
     if (good_ok(fs, t) && !good_ok(fs, run))
@@ -304,7 +304,7 @@ lade_err lade_fwslot_written(struct lade_fwslot *fs, int slot, uint64_t length,
     if (length != s->img.length || memcmp(sha256, s->img.sha256, LADE_FWSLOT_SHA256_LEN) != 0) {
         set_state(fs, slot, LADE_FWSLOT_EMPTY, "read-back hash or length mismatch", res);
         res->why = "read-back hash or length does not match the image";
-        return LADE_ERR_INVAL;
+        return LADE_ERR_AUTH;
     }
     set_state(fs, slot, LADE_FWSLOT_WRITTEN, "read back, hash matches", res);
     return LADE_OK;
@@ -320,7 +320,7 @@ lade_err lade_fwslot_switch(struct lade_fwslot *fs, int slot, struct lade_fwslot
     if (!good_ok(fs, fs->booted))
         return refuse(res, LADE_ERR_STATE, "running slot is not confirmed good (no fallback)");
     if (fs->slot[slot].img.security_counter < fs->counter)
-        return refuse(res, LADE_ERR_INVAL,
+        return refuse(res, LADE_ERR_STATE,
                       "security counter below the device's anti-rollback counter (downgrade)");
     set_state(fs, slot, LADE_FWSLOT_TRIAL, "switch", res);
     set_tries(fs, LADE_FWSLOT_TRIES, res);
@@ -344,7 +344,7 @@ lade_err lade_fwslot_mark_good(struct lade_fwslot *fs, int slot, struct lade_fws
     if (s->state != LADE_FWSLOT_TRIAL || fs->primary != slot)
         return refuse(res, LADE_ERR_STATE, "the running slot is not on trial");
     if (s->img.security_counter < fs->counter)
-        return refuse(res, LADE_ERR_INVAL, "security counter below the device's counter");
+        return refuse(res, LADE_ERR_STATE, "security counter below the device's counter");
     set_state(fs, slot, LADE_FWSLOT_GOOD, "confirmed", res);
     set_tries(fs, 0, res);
     fs->last_good = (uint8_t)slot;

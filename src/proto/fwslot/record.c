@@ -11,12 +11,12 @@
  *    20    8  counter (device anti-rollback counter)
  *    28    4  rollbacks
  *    32    1  rejected_why, 33..35 zero
- *    36   85  slot a: state (1), zero (3), image (81)
- *   121   85  slot b
- *   206   81  rejected image
- *   287    4  CRC-32 of bytes 0..286
+ *    36  117  slot a: state (1), zero (3), image (113)
+ *   153  117  slot b
+ *   270  113  rejected image
+ *   383    4  CRC-32 of bytes 0..382
  *
- *   image: version length (1), version (32, zero-padded), security counter (8), length (8),
+ *   image: version length (1), version (64, zero-padded), security counter (8), length (8),
  *          SHA-256 (32)
  *
  * Why a CRC and not a hash: the checksum guards against torn and stale writes, not against an
@@ -27,7 +27,7 @@
 
 #include <string.h>
 
-#define IMG_LEN   81
+#define IMG_LEN   (1 + LADE_FWSLOT_VERSION_MAX + 8 + 8 + LADE_FWSLOT_SHA256_LEN)
 #define SLOT_LEN  (4 + IMG_LEN)
 #define OFF_SLOT0 36
 #define OFF_REJ   (OFF_SLOT0 + 2 * SLOT_LEN)
@@ -89,9 +89,9 @@ static bool put_image(uint8_t *p, const struct lade_fwslot_image *img, bool may_
     memset(p, 0, IMG_LEN);
     p[0] = (uint8_t)n;
     memcpy(p + 1, img->version, n);
-    put_le(p + 33, img->security_counter, 8);
-    put_le(p + 41, img->length, 8);
-    memcpy(p + 49, img->sha256, LADE_FWSLOT_SHA256_LEN);
+    put_le(p + 1 + LADE_FWSLOT_VERSION_MAX, img->security_counter, 8);
+    put_le(p + 9 + LADE_FWSLOT_VERSION_MAX, img->length, 8);
+    memcpy(p + 17 + LADE_FWSLOT_VERSION_MAX, img->sha256, LADE_FWSLOT_SHA256_LEN);
     return true;
 }
 
@@ -105,9 +105,9 @@ static bool get_image(const uint8_t *p, struct lade_fwslot_image *img, bool may_
         return false;
     memset(img, 0, sizeof *img);
     memcpy(img->version, p + 1, n);
-    img->security_counter = get_le(p + 33, 8);
-    img->length = get_le(p + 41, 8);
-    memcpy(img->sha256, p + 49, LADE_FWSLOT_SHA256_LEN);
+    img->security_counter = get_le(p + 1 + LADE_FWSLOT_VERSION_MAX, 8);
+    img->length = get_le(p + 9 + LADE_FWSLOT_VERSION_MAX, 8);
+    memcpy(img->sha256, p + 17 + LADE_FWSLOT_VERSION_MAX, LADE_FWSLOT_SHA256_LEN);
     return true;
 }
 
