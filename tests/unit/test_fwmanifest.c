@@ -198,12 +198,14 @@ static void test_parse_bytes(void **state)
 {
     (void)state;
     /* CRLF line ends (a manifest edited on Windows) */
-    char crlf[2048] = "";
+    char crlf[2048];
+    size_t w = 0;
     for (const char *p = GOOD; *p; p++) {
         if (*p == '\n')
-            strcat(crlf, "\r");
-        strncat(crlf, p, 1);
+            crlf[w++] = '\r';
+        crlf[w++] = *p;
     }
+    crlf[w] = 0;
     refuse_s(crlf, LADE_FWM_R_CR, 1);
     refuse_s(with(GOOD, L_KEYID, "key-id: 0123456789abcdef\r\n"), LADE_FWM_R_CR, 8);
     /* NUL anywhere, also where a C-string reader would stop and see a good manifest */
