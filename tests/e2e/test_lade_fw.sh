@@ -55,7 +55,7 @@ pub2=$(field public-key "$dir/o")
 id2=$(field key-id "$dir/o")
 run 0 '' keygen --out k3.pem # the attacker's
 pub3=$(field public-key "$dir/o")
-[ "$pub1" != "$pub2" ] && [ "$pub2" != "$pub3" ] || fail "keys repeat"
+if [ "$pub1" = "$pub2" ] || [ "$pub2" = "$pub3" ] || [ "$pub1" = "$pub3" ]; then fail "keys repeat"; fi
 
 # ---------------------------------------------------------------- sign
 head -c 1048576 /dev/urandom >img
