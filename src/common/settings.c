@@ -1,6 +1,7 @@
 /* Charger settings files (see include/lade/settings.h). */
 #include "lade/settings.h"
 #include "lade/dnsres.h"
+#include "lade/fwsig.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -394,6 +395,14 @@ lade_err lade_settings_check(const struct lade_settings *s, lade_settings_report
     if (e != LADE_OK && e != LADE_ERR_NOSPACE) {
         report(fn, ud, "factory settings: fallback_dns is not a list of addresses");
         err = LADE_ERR_CONFIG;
+    }
+    if (s->firmware_pubkey[0]) {
+        struct lade_fwsig_keys ks;
+        if (lade_fwsig_keys_parse(s->firmware_pubkey, &ks) != LADE_OK) {
+            report(fn, ud,
+                   "factory settings: firmware_pubkey is not one or two Base64 Ed25519 keys");
+            err = LADE_ERR_CONFIG;
+        }
     }
     if (s->dns_servers[0]) {
         e = lade_dnsres_parse_servers(s->dns_servers, tmp, 8, &n);
