@@ -35,6 +35,7 @@ max_len_for() {
     fuzz_dns) echo 2048 ;;              # mode byte + one response (512 B over UDP; TCP seeds ~700 B)
     fuzz_wpa) echo 4200 ;;              # selector + one control datagram (<= 4096: TOO_BIG path)
     fuzz_fwmanifest) echo 4200 ;;       # one manifest (<= 4096 bytes; longer: the TOO_BIG path)
+    fuzz_fwslot) echo 1024 ;;           # one boot-state record copy (387 bytes) or two
     fuzz_at) echo 2048 ;;               # several modem lines, over the 512-byte line limit
     fuzz_dhcp) echo 1600 ;;             # one reply up to an Ethernet MTU + IPv4/UDP + selector
     fuzz_sntp) echo 512 ;;              # flags + cookie + one datagram (48-byte header, MAC/extensions)
