@@ -10,8 +10,11 @@
  * curl's own resolver is never used.
  *
  * Nothing is done from inside curl's callbacks except taking bytes (write, hash, persist) and
- * deciding on a response's head; attempts end, redirects, failover and the done callback run
- * from our own timer (t_step), so a user callback never runs inside curl and done may free us.
+ * deciding on a response's head (an abort is a flag plus returning 0). An attempt ends after
+ * curl_multi_socket_action returned (curl_multi_info_read); the next attempt, a redirect hop and
+ * the done callback run from our own timer (t_step), so done may free us. progress and note
+ * run from the loop's callbacks too, but with our state in the middle of a change: they must
+ * not free the fetch.
  *
  * Resume across restarts: the state file records the offset only after the sink synced those
  * bytes; a new fetch reads them back through sink.read and hashes them (a chunk per loop
