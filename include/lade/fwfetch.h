@@ -340,7 +340,8 @@ struct lade_fwfetch_cfg {
 
     /* Name resolution (never curl's own resolver): the charger's DNS stub (must outlive the
      * fetch; A first, AAAA when there is no A), else a static map in /etc/hosts format
-     * (copied). One of them is required. */
+     * (copied; hosts_len 0: strlen). One of them is required. The addresses reach curl through
+     * CURLOPT_RESOLVE; the name is still what TLS checks (SNI, certificate). */
     struct lade_dnsres *dnsres;
     const char *hosts_text;
     size_t hosts_len;
