@@ -227,7 +227,7 @@ static lade_err persist(struct lade_fwfetch *f)
 {
     if (!f->state_path)
         return LADE_OK;
-    lade_err err = sink_sync(f);
+    lade_err err = f->offset > 0 ? sink_sync(f) : LADE_OK; /* offset 0 claims no bytes */
     if (err != LADE_OK)
         return err;
     struct lade_fwfetch_state st;
