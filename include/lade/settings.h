@@ -37,11 +37,13 @@ struct lade_settings {
     char firmware_hosts[768]; /* comma-separated */
     char fallback_dns[256];   /* comma-separated, R5 */
     char firmware_pubkey[128];
-    char evse[16];       /* charging hardware: "sim" (simulated EV + meter) or "none" */
-    char time_source[8]; /* "ntp" (R6: trusted time from ntp_host before the cloud link) or
-                            "host" (a developer machine or simulator: the system clock is
-                            trusted as it is; never on a real charger) */
-    uint16_t ntp_port;   /* 123; tests use their own */
+    char evse[16];          /* charging hardware: "sim" (simulated EV + meter) or "none" */
+    char time_source[8];    /* "ntp" (R6: trusted time from ntp_host before the cloud link) or
+                               "host" (a developer machine or simulator: the system clock is
+                               trusted as it is; never on a real charger) */
+    uint16_t ntp_port;      /* 123; tests use their own */
+    char hardware_id[65];   /* what firmware manifests must name (docs/firmware.md) */
+    uint16_t firmware_port; /* HTTPS port of the firmware hosts: 443; tests use their own */
     /* Network interfaces the charger manages itself (docs/network.md). Empty: the operating
      * system configures the network and the charger just uses it (development machines). */
     char net_interface[16];  /* wired / PLC interface: DHCP + link-local on it, e.g. eth0 */
@@ -70,6 +72,7 @@ struct lade_settings {
     uint32_t checkpoint_interval_s; /* session-in-progress checkpoint period */
     uint32_t report_min_interval_s; /* observations: shortest gap for meter-value changes */
     char bearer[16];                /* observation 150: "Ethernet", "Wifi", "LTE", "PLC" */
+    uint32_t firmware_confirm_s;    /* new firmware must reach the hub within this, else rollback */
     char lte_apn[64];               /* APN for the modem's data context ("" = the SIM's own) */
     char dns_servers[256];          /* the site's DNS servers when DHCP gives none (static networks,
                                        tests): "a.b.c.d[:port]" comma-separated; asked before the

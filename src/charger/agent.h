@@ -14,6 +14,10 @@
 #include "lade/dnsres.h"
 #include "lade/timesync.h"
 #include "lade/evse.h"
+#include "lade/fwfetch.h"
+#include "lade/fwmanifest.h"
+#include "lade/fwsig.h"
+#include "lade/fwslot.h"
 #include "lade/iothub.h"
 #include "lade/loop.h"
 #include "lade/modem.h"
@@ -130,6 +134,38 @@ struct agent_net {
     uint32_t carrier_changes, address_changes, reconnects, resets;
 };
 
+/* Firmware updates (updater.c, docs/firmware.md). */
+enum upd_state {
+    UPD_IDLE = 0,
+    UPD_DELAY,       /* accepted; waiting out the rollout's random delay */
+    UPD_DOWNLOADING, /* into the inactive slot */
+    UPD_INSTALLING,  /* read back, verify, switch */
+    UPD_RESTART,     /* a restart is due (new slot on trial, or a rollback) */
+    UPD_TRIAL,       /* running new firmware: marked good once the hub is reached */
+    UPD_FAILED,      /* the last update failed (last_error says why); a new one may come */
+    UPD_UNAVAILABLE, /* no slots (no state_dir, unreadable record) */
+};
+
+struct upd {
+    enum upd_state state;
+    struct lade_fwslot_file *slots; /* NULL: updates unavailable */
+    struct lade_fwsig_keys keys;    /* pinned (factory firmware_pubkey) */
+    char manifest[LADE_FWM_MAX + 1];
+    size_t manifest_len;
+    struct lade_fwm m; /* views into manifest */
+    struct lade_fwslot_image img;
+    char path[200];
+    int slot, running;
+    enum lade_fwslot_boot_kind boot;
+    struct lade_fwfetch *fetch;
+    struct lade_timer timer; /* rollout delay, deferred restart, trial deadline */
+    uint32_t progress_pct;
+    bool restart_deferred, rollback_restart, resume_at_start;
+    char running_version[LADE_FWSLOT_VERSION_MAX + 1];
+    char target_version[LADE_FWSLOT_VERSION_MAX + 1];
+    char last_error[200];
+};
+
 struct lade_charger {
     struct lade_settings set;
     struct lade_loop *loop;
@@ -170,6 +206,7 @@ struct lade_charger {
     struct lade_charger_status st;
     struct ctl ctl;
     struct agent_net net;
+    struct upd upd;
     bool net_wait;    /* a connect is waiting for a network address */
     char bind_if[16]; /* the interface the cloud link is bound to ("" none) */
 
@@ -217,7 +254,22 @@ const char *net_bearer_label(const struct lade_charger *c);
 void net_status_json(const struct lade_charger *c, cJSON *o);
 void net_reported(const struct lade_charger *c, cJSON *network);
 
+/* updater.c */
+lade_err upd_init(struct lade_charger *c);
+void upd_start(struct lade_charger *c);
+void upd_stop(struct lade_charger *c);
+void upd_free(struct lade_charger *c);
+/* The cloud link is up: a trial firmware is confirmed. */
+void upd_online(struct lade_charger *c);
+/* UpgradeFirmware (command 200): {"manifest": text, "path": "/fw/..", "delayMaxS": n}. */
+void upd_command(struct lade_charger *c, const cJSON *args, int *status, char *body, size_t cap);
+const char *upd_running_version(const struct lade_charger *c);
+void upd_status_json(const struct lade_charger *c, cJSON *o);
+void upd_reported(const struct lade_charger *c, cJSON *o);
+
 /* control.c */
+/* Observation 911 follows the running firmware. */
+void ctl_firmware_changed(struct lade_charger *c);
 /* A charging session is in progress (a restart waits for its end). */
 bool ctl_session_active(const struct lade_charger *c);
 /* Observations 150 (bearer) and 809 (signal, dBm; LADE_BEARER_SIGNAL_UNKNOWN: not sent). */

@@ -115,6 +115,7 @@ void agent_write_status(struct lade_charger *c)
     cJSON_AddStringToObject(d, "last_error", c->dns_error);
     cJSON_AddStringToObject(o, "hub_address", c->hub_addr);
     net_status_json(c, o);
+    upd_status_json(c, o);
     ctl_status_json(c, o);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -136,6 +137,8 @@ static void set_link(struct lade_charger *c, enum lade_link_state to)
     c->link = to;
     if (to == LADE_LINK_ONLINE || was_online)
         net_cloud(c, to == LADE_LINK_ONLINE);
+    if (to == LADE_LINK_ONLINE)
+        upd_online(c);
     agent_write_status(c);
 }
 
@@ -313,7 +316,8 @@ static void on_telemetry_timer(struct lade_loop *loop, struct lade_timer *t, voi
 static cJSON *reported_doc(const struct lade_charger *c)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "firmwareVersion", LADE_FIRMWARE_VERSION);
+    cJSON_AddStringToObject(o, "firmwareVersion", upd_running_version(c));
+    upd_reported(c, o);
     cJSON_AddNumberToObject(o, "telemetryIntervalS", c->st.telemetry_interval_s);
     cJSON_AddNumberToObject(o, "desiredVersion", (double)c->st.desired_version);
     ctl_reported(c, o);
@@ -951,6 +955,9 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     lade_timer_init(&c->renew_timer, on_renew_timer, c);
     c->on_restart = o->on_restart;
     c->restart_ud = o->restart_ud;
+    err = upd_init(c); /* the boot decision: which firmware runs (observation 911) */
+    if (err)
+        goto fail;
     err = ctl_init(c);
     if (err)
         goto fail;
@@ -961,6 +968,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     return LADE_OK;
 fail:
     net_free(c);
+    upd_free(c);
     ctl_free(c);
     lade_timesync_free(c->ts);
     lade_dnsres_free(c->dns);
@@ -984,6 +992,7 @@ lade_err lade_charger_start(struct lade_charger *c, uint32_t delay_ms)
     }
     set_link(c, LADE_LINK_WAITING);
     ctl_start(c);
+    upd_start(c);
     if (c->ts && !lade_timesync_trusted(c->ts)) {
         lade_err e = lade_timesync_start(c->ts);
         if (e != LADE_OK && e != LADE_ERR_STATE)
@@ -1012,6 +1021,7 @@ void lade_charger_stop(struct lade_charger *c)
     c->ntpq = NULL;
     lade_timer_cancel(c->loop, &c->ntp_dns_timer);
     ctl_stop(c);
+    upd_stop(c);
     link_down(c, LADE_OK, "stopped");
     net_stop(c);
     LOG_I(c->log_tag, "stopped");
@@ -1023,6 +1033,7 @@ void lade_charger_free(struct lade_charger *c)
         return;
     lade_charger_stop(c);
     net_free(c);
+    upd_free(c);
     ctl_free(c);
     lade_timesync_free(c->ts);
     lade_dnsres_free(c->dns);

@@ -1125,6 +1125,17 @@ bool ctl_method(struct lade_charger *c, struct lade_str method, const uint8_t *p
          is_auth = lade_str_eq_c(method, "authorize"), is_sim = lade_str_eq_c(method, "sim");
     if (!is_cmd && !is_set && !is_auth && !is_sim)
         return false;
+    if (is_cmd && len) {
+        /* UpgradeFirmware (200) does not need charging hardware. */
+        cJSON *o = cJSON_ParseWithLength((const char *)payload, len);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+        if (cJSON_IsNumber(id) && id->valuedouble == 200) {
+            upd_command(c, o, status, body, cap);
+            cJSON_Delete(o);
+            return true;
+        }
+        cJSON_Delete(o);
+    }
     if (!k->enabled || (is_sim && k->hw != &k->sim)) {
         *status = 501;
         snprintf(body, cap, "{\"error\":\"this charger has no %s\"}",
@@ -1274,7 +1285,7 @@ lade_err ctl_init(struct lade_charger *c)
     };
     if ((err = lade_obs_init(&k->obs, &oc, now_ms())) != LADE_OK)
         return err;
-    if (lade_obs_set_str(&k->obs, 911, LADE_FIRMWARE_VERSION, strlen(LADE_FIRMWARE_VERSION),
+    if (lade_obs_set_str(&k->obs, 911, upd_running_version(c), strlen(upd_running_version(c)),
                          now_ms()) != LADE_OK ||
         lade_obs_set_str(&k->obs, 150, net_bearer_label(c), strlen(net_bearer_label(c)),
                          now_ms()) != LADE_OK)
@@ -1333,6 +1344,14 @@ void ctl_free(struct lade_charger *c)
     struct ctl *k = &c->ctl;
     lade_outbox_close(k->ob);
     k->ob = NULL;
+}
+
+void ctl_firmware_changed(struct lade_charger *c)
+{
+    struct ctl *k = &c->ctl;
+    const char *v = upd_running_version(c);
+    if (k->enabled && lade_obs_set_str(&k->obs, 911, v, strlen(v), now_ms()) != LADE_OK)
+        LOG_W(c->log_tag, "firmware version not reported");
 }
 
 bool ctl_session_active(const struct lade_charger *c)

@@ -1,6 +1,7 @@
 /* Charger settings files (see include/lade/settings.h). */
 #include "lade/settings.h"
 #include "lade/dnsres.h"
+#include "lade/fwmanifest.h"
 #include "lade/fwsig.h"
 
 #include <errno.h>
@@ -52,6 +53,9 @@ static const struct key keys[] = {
     {"evse", K_ENUM, true, F(evse), 0, 0, "sim|none"},
     {"time_source", K_ENUM, true, F(time_source), 0, 0, "ntp|host"},
     {"ntp_port", K_U32, true, F(ntp_port), 1, 65535, NULL},
+    {"hardware_id", K_STR, true, F(hardware_id), 0, 0, NULL},
+    {"firmware_port", K_U32, true, F(firmware_port), 1, 65535, NULL},
+    {"firmware_confirm_s", K_U32, false, F(firmware_confirm_s), 30, 86400, NULL},
     {"net_interface", K_STR, true, F(net_interface), 0, 0, NULL},
     {"wifi_interface", K_STR, true, F(wifi_interface), 0, 0, NULL},
     {"wifi_ctrl", K_STR, true, F(wifi_ctrl), 0, 0, NULL},
@@ -102,6 +106,9 @@ void lade_settings_defaults(struct lade_settings *s)
     snprintf(s->evse, sizeof s->evse, "none");
     snprintf(s->time_source, sizeof s->time_source, "ntp");
     s->ntp_port = 123;
+    snprintf(s->hardware_id, sizeof s->hardware_id, "lade-linux-1");
+    s->firmware_port = 443;
+    s->firmware_confirm_s = 600;
     snprintf(s->state_dir, sizeof s->state_dir, "/var/lib/lade");
     s->max_current_a = 32;
     s->min_current_a = 6;
@@ -396,6 +403,10 @@ lade_err lade_settings_check(const struct lade_settings *s, lade_settings_report
         report(fn, ud, "factory settings: fallback_dns is not a list of addresses");
         err = LADE_ERR_CONFIG;
     }
+    if (!lade_fwm_hw_id_valid(lade_str_c(s->hardware_id))) {
+        report(fn, ud, "factory settings: hardware_id is not a valid hardware id");
+        err = LADE_ERR_CONFIG;
+    }
     if (s->firmware_pubkey[0]) {
         struct lade_fwsig_keys ks;
         if (lade_fwsig_keys_parse(s->firmware_pubkey, &ks) != LADE_OK) {
@@ -449,6 +460,10 @@ lade_err lade_settings_write_factory(const struct lade_settings *s, const char *
     fprintf(f, "time_source = %s\n", s->time_source);
     if (s->ntp_port != 123)
         fprintf(f, "ntp_port = %u\n", s->ntp_port);
+    if (strcmp(s->hardware_id, "lade-linux-1") != 0)
+        fprintf(f, "hardware_id = %s\n", s->hardware_id);
+    if (s->firmware_port != 443)
+        fprintf(f, "firmware_port = %u\n", s->firmware_port);
     if (s->net_interface[0])
         fprintf(f, "net_interface = %s\n", s->net_interface);
     if (s->wifi_interface[0])

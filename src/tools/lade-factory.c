@@ -29,8 +29,8 @@
 struct opts {
     const char *registry, *hub_host, *ca, *out, *id, *prefix, *ntp_host, *firmware_hosts,
         *fallback_dns, *hosts_file, *firmware_pubkey, *device, *name, *evse, *time_source;
-    const char *net_if, *wifi_if, *wifi_ctrl, *lte_dev, *lte_if;
-    long ntp_port;
+    const char *net_if, *wifi_if, *wifi_ctrl, *lte_dev, *lte_if, *hw_id;
+    long ntp_port, fw_port;
     long hub_port, count, ttl;
 };
 
@@ -44,6 +44,7 @@ static void usage(FILE *f)
           "                       [--time-source ntp|host] [--ntp-port N]\n"
           "                       [--net-interface IF] [--wifi-interface IF --wifi-ctrl PATH]\n"
           "                       [--lte-device TTY [--lte-interface IF]]\n"
+          "                       [--hardware-id ID] [--firmware-port N]\n"
           "  lade-factory service --registry DB --name NAME --hub-host HOST --out FILE\n"
           "  lade-factory token   --registry DB (--device ID | --name SERVICE) --hub-host HOST\n"
           "                       [--ttl SECONDS]\n"
@@ -107,6 +108,8 @@ static int create_one(struct lade_registry *reg, const struct opts *o, const cha
         snprintf(s.time_source, sizeof s.time_source, "%s", o->time_source);
     if (o->ntp_port)
         s.ntp_port = (uint16_t)o->ntp_port;
+    if (o->fw_port)
+        s.firmware_port = (uint16_t)o->fw_port;
     const struct {
         const char *v;
         char *dst;
@@ -118,6 +121,7 @@ static int create_one(struct lade_registry *reg, const struct opts *o, const cha
         {o->wifi_ctrl, s.wifi_ctrl, sizeof s.wifi_ctrl, "--wifi-ctrl"},
         {o->lte_dev, s.lte_device, sizeof s.lte_device, "--lte-device"},
         {o->lte_if, s.lte_interface, sizeof s.lte_interface, "--lte-interface"},
+        {o->hw_id, s.hardware_id, sizeof s.hardware_id, "--hardware-id"},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (!strs[i].v)
@@ -343,6 +347,8 @@ int main(int argc, char **argv)
         {"wifi-ctrl", required_argument, 0, 'w'},
         {"lte-device", required_argument, 0, 'L'},
         {"lte-interface", required_argument, 0, 'l'},
+        {"hardware-id", required_argument, 0, 'x'},
+        {"firmware-port", required_argument, 0, 'X'},
         {"device", required_argument, 0, 'd'},
         {"name", required_argument, 0, 'm'},
         {"ttl", required_argument, 0, 't'},
@@ -422,6 +428,12 @@ int main(int argc, char **argv)
             break;
         case 'l':
             o.lte_if = optarg;
+            break;
+        case 'x':
+            o.hw_id = optarg;
+            break;
+        case 'X':
+            o.fw_port = parse_long(optarg, "--firmware-port", 1, 65535);
             break;
         case 'd':
             o.device = optarg;
