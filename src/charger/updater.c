@@ -585,6 +585,7 @@ static void fill(const struct lade_charger *c, cJSON *o, bool camel)
 {
     const struct upd *u = &c->upd;
     cJSON_AddStringToObject(o, "version", upd_running_version(c));
+    cJSON_AddStringToObject(o, camel ? "hardwareId" : "hardware_id", c->set.hardware_id);
     cJSON_AddStringToObject(o, "state", STATE_NAME[u->state]);
     if (u->slots) {
         struct lade_fwslot_status st;
