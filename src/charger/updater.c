@@ -58,10 +58,14 @@ static void set_state(struct lade_charger *c, enum upd_state to, const char *why
     if (u->state != to)
         LOG_I(c->log_tag, "firmware: %s -> %s%s%s", STATE_NAME[u->state], STATE_NAME[to],
               why ? ": " : "", why ? why : "");
+    bool changed = u->state != to;
     u->state = to;
     if (to == UPD_FAILED && why)
         snprintf(u->last_error, sizeof u->last_error, "%s", why);
     agent_write_status(c);
+    /* The portal follows an update through the twin: a few patches per update (R12). */
+    if (changed && c->link == LADE_LINK_ONLINE)
+        agent_report_twin(c, NULL);
 }
 
 static void refresh_versions(struct lade_charger *c)
