@@ -160,8 +160,7 @@ static lade_err take_manifest(struct lade_charger *c, const char *text, size_t l
     }
     u->img = (struct lade_fwslot_image){.security_counter = u->m.security_counter,
                                         .length = u->m.image_len};
-    snprintf(u->img.version, sizeof u->img.version, "%.*s", (int)u->m.version.n,
-             u->m.version.p);
+    snprintf(u->img.version, sizeof u->img.version, "%.*s", (int)u->m.version.n, u->m.version.p);
     memcpy(u->img.sha256, u->m.image_sha256, sizeof u->img.sha256);
     return LADE_OK;
 }

@@ -104,11 +104,11 @@ static char *upgrade_args(const char *name)
 }
 
 /* A direct method as the portal; returns the status; body copied into out. */
-static int call(const char *dev, const char *body, char *out, size_t cap)
+static int call_method(const char *dev, const char *method, const char *body, char *out, size_t cap)
 {
     char topic[256], prefix[256];
     rid++;
-    snprintf(topic, sizeof topic, "$lade/svc/methods/%s/command/?$rid=%d", dev, rid);
+    snprintf(topic, sizeof topic, "$lade/svc/methods/%s/%s/?$rid=%d", dev, method, rid);
     assert_int_equal(hc_publish_str(&svc, topic, body, 0), 0);
     snprintf(prefix, sizeof prefix, "$lade/svc/methods-res/%s/", dev);
     struct hc_msg m;
@@ -127,6 +127,20 @@ static int call(const char *dev, const char *body, char *out, size_t cap)
     return 0;
 }
 
+static int call(const char *dev, const char *body, char *out, size_t cap)
+{
+    return call_method(dev, "command", body, out, cap);
+}
+
+static void connect_service(void)
+{
+    memset(&svc, 0, sizeof svc);
+    assert_int_equal(
+        hc_connect(&svc, hub.port, hub.ca, hub.host, "svc:portal", "svc:portal", svc_token, true),
+        0);
+    assert_int_equal(hc_subscribe(&svc, "$lade/svc/#", 0), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -138,11 +152,7 @@ static int setup(void **state)
                         "127.0.0.1 fw2.lade.test\n");
     h_service_token(&hub, "portal", svc_token, sizeof svc_token);
     h_hub_start(&hub, NULL);
-    memset(&svc, 0, sizeof svc);
-    assert_int_equal(
-        hc_connect(&svc, hub.port, hub.ca, hub.host, "svc:portal", "svc:portal", svc_token, true),
-        0);
-    assert_int_equal(hc_subscribe(&svc, "$lade/svc/#", 0), 0);
+    connect_service();
 
     /* nginx: fw1 and fw2 on one port (SNI), certificates from the hub's CA; /fw/slow/ is rate
      * limited so a test can kill the charger in the middle of a download. */
@@ -305,6 +315,64 @@ static void test_kill9_resume(void **state)
     h_charger_stop(&c);
 }
 
+/* A car is charging when the new firmware is installed: the restart waits for the session to
+ * end, says so, and happens once the car is unplugged. */
+static void test_restart_deferred_while_charging(void **state)
+{
+    (void)state;
+    struct h_charger c;
+    start_charger(&c, "sim_car = 3p22kw\nsim_soc = 10\noffline_current_a = 10\n");
+    assert_true(h_charger_wait_status(&c, "\"state\":\"charging\"", 20000));
+    make_image("defer.img", 64 * 1024, false, "k1", "9.4.0", 8, "lade-sim-1");
+    char *args = upgrade_args("defer.img");
+    char out[1024];
+    assert_int_equal(call(c.id, args, out, sizeof out), 200);
+    free(args);
+    assert_true(h_charger_wait_status(&c, "\"restart_deferred\":true", 20000));
+    assert_true(h_charger_wait_status(&c, "\"state\":\"restart-pending\"", 1000));
+    /* Still the old firmware, still charging, a few seconds later. */
+    sleep(2);
+    char *s = h_read_file(c.status);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"state\":\"charging\""));
+    assert_non_null(strstr(s, "\"slot\":\"a\""));
+    free(s);
+    /* The car leaves: the session ends, the restart follows (checked every 5 s). */
+    assert_int_equal(call_method(c.id, "sim", "{\"unplug\":true}", out, sizeof out), 200);
+    assert_true(h_charger_wait_status(&c, "\"version\":\"9.4.0\"", 60000));
+    assert_true(h_charger_wait_status(&c, "\"state\":\"idle\"", 30000));
+    h_charger_stop(&c);
+}
+
+/* The new firmware cannot reach the hub: after firmware_confirm_s it rolls back by itself. */
+static void test_no_hub_rollback(void **state)
+{
+    (void)state;
+    struct h_charger c;
+    start_charger(&c, NULL);
+    make_image("slow/nohub.img", 320 * 1024, false, "k1", "9.5.0", 9, "lade-sim-1");
+    char *args = upgrade_args("slow/nohub.img");
+    char out[1024];
+    assert_int_equal(call(c.id, args, out, sizeof out), 200);
+    free(args);
+    assert_true(h_charger_wait_status(&c, "\"state\":\"downloading\"", 10000));
+    hc_close(&svc);
+    h_hub_stop(&hub); /* the trial boot will find no hub */
+    assert_true(h_wait_file_contains(c.log, "(9.5.0, trial boot)", 30000));
+    assert_true(h_wait_file_contains(c.log, "did not reach the hub in time: rolled back", 45000));
+    h_hub_start(&hub, NULL);
+    connect_service();
+    assert_true(h_charger_wait_status(&c, "\"slot\":\"a\"", 30000));
+    assert_true(h_charger_wait_status(&c, "\"rollbacks\":1", 5000));
+    assert_true(h_charger_wait_status(&c, "\"link\":\"online\"", 30000));
+    char *s = h_read_file(c.status);
+    assert_non_null(s);
+    assert_null(strstr(s, "\"version\":\"9.5.0\""));
+    assert_non_null(strstr(s, "hub"));
+    free(s);
+    h_charger_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +380,8 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_selftest_fails_rollback),
         cmocka_unit_test(test_kill9_resume),
+        cmocka_unit_test(test_restart_deferred_while_charging),
+        cmocka_unit_test(test_no_hub_rollback),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
