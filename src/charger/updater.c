@@ -32,7 +32,7 @@
 #define UPD_DIR           "firmware"
 #define UPD_PENDING       "pending.json"
 #define UPD_FETCH_STATE   "fetch.state"
-#define UPD_DEFER_MS      30000u /* a restart waiting for the session to end: look again */
+#define UPD_DEFER_MS      5000u /* a restart waiting for the session to end: look again */
 #define UPD_SELFTEST_FAIL "LADE-SELFTEST-FAIL" /* test images: the self-test fails on this */
 #define UPD_DELAY_MAX_S   (7u * 86400u)
 
