@@ -35,6 +35,15 @@ struct lade_http_opts {
     unsigned max_conns;      /* 0 = 256 */
     unsigned idle_timeout_s; /* 0 = 30 */
     lade_http_handler handler;
+    /* Optional streamed bodies: stream_begin runs when the first body bytes of a request arrive
+     * (method, path and headers readable; lade_http_set_data may be used). Returning true
+     * streams that body: stream_data gets every chunk as it arrives, nothing is buffered
+     * (lade_http_body is empty, max_body does not apply) and the handler gets the request when
+     * the body is complete, as usual. stream_abort runs instead of the handler when the request
+     * ends before that (client gone, server stopped), to free what stream_begin set up. */
+    bool (*stream_begin)(void *ud, struct lade_http_req *r);
+    void (*stream_data)(void *ud, struct lade_http_req *r, const void *p, size_t n);
+    void (*stream_abort)(void *ud, struct lade_http_req *r);
     void *ud;
 };
 

@@ -1540,6 +1540,9 @@ static void on_cmd_reply(void *ud, lade_err err, int status, bool hub_made, cons
     free(k);
 }
 
+static void send_upgrade(struct ctx *c, int64_t id, struct api_cmd *k);
+static void cmd_sent(struct ctx *c, int64_t id, int cmd, struct api_cmd *k, lade_err err);
+
 static void h_send_command(struct ctx *c)
 {
     int64_t id;
@@ -1555,12 +1558,9 @@ static void h_send_command(struct ctx *c)
     }
     if (!need_charger(c, id, ROLES_ANY, &ch))
         return;
-    if (cmd == CMD_UPGRADE_FW) {
-        bad(c, "commandId", "commandId 200 (UpgradeFirmware) is not supported yet");
-        return;
-    }
-    if (cmd != 102 && cmd != 506 && cmd != 507 && cmd != 10001) {
-        bad(c, "commandId", "commandId %d: unknown command (supported: 102, 506, 507, 10001)", cmd);
+    if (cmd != CMD_UPGRADE_FW && cmd != 102 && cmd != 506 && cmd != 507 && cmd != 10001) {
+        bad(c, "commandId", "commandId %d: unknown command (supported: 102, 200, 506, 507, 10001)",
+            cmd);
         return;
     }
     struct api_cmd *k = calloc(1, sizeof *k);
@@ -1572,9 +1572,18 @@ static void h_send_command(struct ctx *c)
     k->req = c->req;
     k->charger_id = id;
     k->command_id = cmd;
+    if (cmd == CMD_UPGRADE_FW) {
+        send_upgrade(c, id, k);
+        return;
+    }
     char json[32];
     snprintf(json, sizeof json, "{\"id\":%d}", cmd);
     lade_err err = portal_call(c->p, id, "command", json, 0, on_cmd_reply, k);
+    cmd_sent(c, id, cmd, k, err);
+}
+
+static void cmd_sent(struct ctx *c, int64_t id, int cmd, struct api_cmd *k, lade_err err)
+{
     if (err != LADE_OK) {
         free(k);
         if (err == LADE_ERR_STATE)
@@ -1895,9 +1904,18 @@ static void h_firmware(struct ctx *c)
             add_id(it, "ChargerId", PORTAL_ID_CHARGER, cs[i].id);
             cJSON_AddNumberToObject(it, "DeviceType", DEVICE_TYPE);
             cJSON_AddBoolToObject(it, "IsOnline", portal_charger_online(c->p, cs[i].id));
+            /* Available: the newest published release for the hardware the charger reported
+             * (docs/portal-api.md "Firmware"); without one, what it runs. */
+            struct portal_fw *fw = portal_firmware(c->p);
+            const struct portal_fw_report *r = fw ? portal_fw_report_get(fw, cs[i].id) : NULL;
+            if (r && r->version[0] && !v[0])
+                snprintf(v, sizeof v, "%s", r->version);
+            const struct portal_fw_image *m =
+                r && r->hardware[0] ? portal_fw_newest(fw, r->hardware) : NULL;
+            const char *avail = m ? m->version : v;
             cJSON_AddStringToObject(it, "CurrentVersion", v);
-            cJSON_AddStringToObject(it, "AvailableVersion", v);
-            cJSON_AddBoolToObject(it, "IsUpToDate", true);
+            cJSON_AddStringToObject(it, "AvailableVersion", avail);
+            cJSON_AddBoolToObject(it, "IsUpToDate", strcmp(v, avail) == 0);
         }
         if (!it || !cJSON_GetObjectItem(it, "IsUpToDate") || !cJSON_AddItemToArray(arr, it)) {
             cJSON_Delete(it);
@@ -2913,6 +2931,405 @@ static void h_admin_access(struct ctx *c)
     reply(c, 200, r);
 }
 
+static bool split_path(const char *path, char *buf, char *low, const char **seg, const char **lseg,
+                       size_t *n);
+
+/* ---- firmware repository and rollouts (docs/portal-api.md "Firmware") ---- */
+
+/* A streamed image body (PUT api/lade/firmware/{id}/image), set up before the handler runs. */
+struct api_upload {
+    struct portal_fw_upload *u; /* NULL: refused at the start */
+    unsigned status;
+    char why[200];
+};
+
+static bool is_image_put(const char *method, const char *path, int64_t *id)
+{
+    char buf[PATH_LEN_MAX], low[PATH_LEN_MAX];
+    const char *seg[PATH_SEGS_MAX], *lseg[PATH_SEGS_MAX];
+    size_t n = 0;
+    if (strcmp(method, "PUT") != 0 || !split_path(path, buf, low, seg, lseg, &n) || n != 5 ||
+        strcmp(lseg[0], "api") || strcmp(lseg[1], "lade") || strcmp(lseg[2], "firmware") ||
+        strcmp(lseg[4], "image"))
+        return false;
+    if (portal_id_parse(PORTAL_ID_FIRMWARE, seg[3], id) != LADE_OK)
+        *id = 0;
+    return true;
+}
+
+bool portal_api_stream_begin(void *ud, struct lade_http_req *r)
+{
+    struct portal_api *api = ud;
+    int64_t id = 0;
+    if (!is_image_put(lade_http_method(r), lade_http_path(r), &id))
+        return false;
+    struct api_upload *up = calloc(1, sizeof *up);
+    if (!up)
+        return false;
+    struct portal_fw *fw = portal_firmware(api->p);
+    /* Only for a valid token of an administrator: nobody else may write into the directory. */
+    const char *h = lade_http_header(r, "Authorization");
+    int64_t uid = 0;
+    uint32_t roles = 0;
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 ||
+        lade_auth_token_check(portal_store(api->p), h + 7, strlen(h + 7), lade_wall_s(), &uid,
+                              &roles) != LADE_OK ||
+        !(roles & LADE_ROLE_ADMIN)) {
+        up->status = 0; /* the handler's authentication answers */
+    } else if (!fw) {
+        up->status = 409;
+        snprintf(up->why, sizeof up->why, "no firmware repository (lade-cloud --firmware-dir)");
+    } else if (!id) {
+        up->status = 404;
+        snprintf(up->why, sizeof up->why, "no such firmware");
+    } else {
+        lade_err err = portal_fw_upload_begin(fw, id, &up->u, up->why, sizeof up->why);
+        up->status = err == LADE_OK              ? 0
+                     : err == LADE_ERR_NOT_FOUND ? 404
+                     : err == LADE_ERR_EXISTS    ? 409
+                                                 : 500;
+    }
+    lade_http_set_data(r, up);
+    return true;
+}
+
+void portal_api_stream_data(void *ud, struct lade_http_req *r, const void *p, size_t n)
+{
+    (void)ud;
+    struct api_upload *up = lade_http_data(r);
+    if (up && up->u)
+        portal_fw_upload_data(up->u, p, n);
+}
+
+static void upload_drop(struct lade_http_req *r)
+{
+    struct api_upload *up = lade_http_data(r);
+    if (!up)
+        return;
+    portal_fw_upload_abort(up->u);
+    free(up);
+    lade_http_set_data(r, NULL);
+}
+
+void portal_api_stream_abort(void *ud, struct lade_http_req *r)
+{
+    (void)ud;
+    upload_drop(r);
+}
+
+static struct portal_fw *need_fw(struct ctx *c)
+{
+    struct portal_fw *fw = portal_firmware(c->p);
+    if (!fw)
+        message(c, 409, "no firmware repository (lade-cloud --firmware-dir, --firmware-keys)");
+    return fw;
+}
+
+static cJSON *fw_json(const struct portal_fw_image *m, bool with_manifest)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    add_id(o, "Id", PORTAL_ID_FIRMWARE, m->id);
+    cJSON_AddStringToObject(o, "HardwareId", m->hardware);
+    cJSON_AddStringToObject(o, "Version", m->version);
+    cJSON_AddNumberToObject(o, "SecurityCounter", m->counter);
+    cJSON_AddNumberToObject(o, "Length", (double)m->length);
+    cJSON_AddStringToObject(o, "Sha256", m->sha256);
+    cJSON_AddStringToObject(o, "KeyId", m->key_id);
+    cJSON_AddStringToObject(o, "Notes", m->notes ? m->notes : "");
+    cJSON_AddStringToObject(o, "State", m->published ? "published" : "awaiting image");
+    char path[200];
+    snprintf(path, sizeof path, "/fw/%s", m->file);
+    cJSON_AddStringToObject(o, "Path", path);
+    cJSON_AddNumberToObject(o, "Uploaded", (double)m->uploaded_s * 1000);
+    if (with_manifest)
+        cJSON_AddStringToObject(o, "Manifest", m->manifest ? m->manifest : "");
+    return o;
+}
+
+static void h_fw_list(struct ctx *c)
+{
+    struct portal_fw *fw = need_fw(c);
+    if (!fw)
+        return;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < portal_fw_image_count(fw); i++)
+        cJSON_AddItemToArray(arr, fw_json(portal_fw_image_at(fw, i), false));
+    reply(c, 200, arr);
+}
+
+static const char *const fw_fields[] = {"manifest", NULL};
+
+static void h_fw_create(struct ctx *c)
+{
+    struct portal_fw *fw = need_fw(c);
+    if (!fw)
+        return;
+    cJSON *o = body_object(c, fw_fields);
+    if (!o)
+        return;
+    const cJSON *mf = cJSON_GetObjectItem(o, "manifest");
+    if (!cJSON_IsString(mf)) {
+        cJSON_Delete(o);
+        bad(c, "manifest", "manifest must be the manifest's text (a string)");
+        return;
+    }
+    char why[300] = "";
+    int64_t id = 0;
+    lade_err err =
+        portal_fw_add_manifest(fw, mf->valuestring, strlen(mf->valuestring), &id, why, sizeof why);
+    cJSON_Delete(o);
+    if (err == LADE_ERR_PROTO || err == LADE_ERR_AUTH) {
+        bad(c, "manifest", "%s", why);
+        return;
+    }
+    if (err == LADE_ERR_EXISTS) {
+        conflict(c, "manifest", "%s", why);
+        return;
+    }
+    if (err != LADE_OK) {
+        server_error(c, err, "firmware");
+        return;
+    }
+    LOG_I(MOD, "user %" PRId64 ": firmware %" PRId64 " added", c->user_id, id);
+    reply(c, 201, fw_json(portal_fw_image_get(fw, id), false));
+}
+
+static bool need_fw_id(struct ctx *c, struct portal_fw **fw, int64_t *id)
+{
+    if (!(*fw = need_fw(c)))
+        return false;
+    if (!path_id(c, 0, PORTAL_ID_FIRMWARE, "firmware", id))
+        return false;
+    if (!portal_fw_image_get(*fw, *id)) {
+        message(c, 404, "no such firmware");
+        return false;
+    }
+    return true;
+}
+
+static void h_fw_get(struct ctx *c)
+{
+    struct portal_fw *fw;
+    int64_t id;
+    if (need_fw_id(c, &fw, &id))
+        reply(c, 200, fw_json(portal_fw_image_get(fw, id), true));
+}
+
+static void h_fw_delete(struct ctx *c)
+{
+    struct portal_fw *fw;
+    int64_t id;
+    if (!need_fw_id(c, &fw, &id))
+        return;
+    lade_err err = portal_fw_delete(fw, id);
+    if (err == LADE_ERR_STATE)
+        conflict(c, NULL, "an active rollout uses this firmware; stop it first");
+    else if (err != LADE_OK)
+        server_error(c, err, "firmware");
+    else
+        send_raw(c->api, c->req, 204, JSON_CT, "", 0, NULL);
+}
+
+static void h_fw_image(struct ctx *c)
+{
+    struct api_upload *up = lade_http_data(c->req);
+    if (!up || (up->status == 0 && !up->u)) {
+        upload_drop(c->req);
+        bad(c, NULL, "the body must be the raw image (Content-Type: application/octet-stream)");
+        return;
+    }
+    if (up->status) {
+        unsigned st = up->status;
+        char why[200];
+        snprintf(why, sizeof why, "%s", up->why);
+        upload_drop(c->req);
+        if (st >= 500)
+            send_code(c->api, c->req, 500, 500, why);
+        else
+            message(c, st, "%s", why);
+        return;
+    }
+    char why[300] = "";
+    lade_err err = portal_fw_upload_finish(up->u, why, sizeof why);
+    up->u = NULL;
+    upload_drop(c->req);
+    if (err == LADE_ERR_TOO_BIG) {
+        message(c, 413, "%s", why);
+        return;
+    }
+    if (err == LADE_ERR_AUTH) {
+        bad(c, NULL, "%s", why);
+        return;
+    }
+    if (err == LADE_ERR_NOT_FOUND) {
+        message(c, 404, "%s", why);
+        return;
+    }
+    if (err != LADE_OK) {
+        send_code(c->api, c->req, 500, 500, why);
+        return;
+    }
+    int64_t id = 0;
+    (void)!portal_id_parse(PORTAL_ID_FIRMWARE, c->arg[0], &id);
+    const struct portal_fw_image *m = portal_fw_image_get(portal_firmware(c->p), id);
+    LOG_I(MOD, "user %" PRId64 ": firmware %" PRId64 " image published", c->user_id, id);
+    reply(c, 200, m ? fw_json(m, false) : cJSON_CreateObject());
+}
+
+static const char *const rollout_fields[] = {"installationId", "percent", "delayMaxS", NULL};
+
+static void h_rollout_create(struct ctx *c)
+{
+    struct portal_fw *fw;
+    int64_t id;
+    if (!need_fw_id(c, &fw, &id))
+        return;
+    cJSON *o = body_object(c, rollout_fields);
+    if (!o)
+        return;
+    bool has = false;
+    int64_t pct = 0, delay = 0, inst = 0;
+    bool ok = get_int(c, o, "percent", 1, 100, &has, &pct);
+    if (ok && !has)
+        ok = bad(c, "percent", "percent (1..100) is required");
+    bool hd = false;
+    ok = ok && get_int(c, o, "delayMaxS", 0, 604800, &hd, &delay);
+    const cJSON *iv = cJSON_GetObjectItem(o, "installationId");
+    if (ok && iv &&
+        !(cJSON_IsString(iv) &&
+          (!strcmp(iv->valuestring, "all") ||
+           portal_id_parse(PORTAL_ID_INSTALLATION, iv->valuestring, &inst) == LADE_OK)))
+        ok = bad(c, "installationId", "installationId must be an installation id or \"all\"");
+    cJSON_Delete(o);
+    if (!ok)
+        return;
+    struct lade_store_installation in;
+    if (inst && lade_store_installation_get(c->st, inst, &in) != LADE_OK) {
+        bad(c, "installationId", "installationId: no such installation");
+        return;
+    }
+    int64_t rid = 0;
+    lade_err err = portal_fw_rollout_new(fw, id, inst, (int)pct, (uint32_t)delay, &rid);
+    if (err == LADE_ERR_STATE) {
+        conflict(c, NULL, "the firmware's image is not published yet (PUT .../image)");
+        return;
+    }
+    if (err != LADE_OK) {
+        server_error(c, err, "rollout");
+        return;
+    }
+    LOG_I(MOD, "user %" PRId64 ": rollout %" PRId64 " of firmware %" PRId64 " at %d%%", c->user_id,
+          rid, id, (int)pct);
+    reply(c, 201, portal_fw_rollout_json(fw, rid));
+}
+
+static void h_rollout_list(struct ctx *c)
+{
+    struct portal_fw *fw = need_fw(c);
+    if (!fw)
+        return;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < portal_fw_rollout_count(fw); i++)
+        cJSON_AddItemToArray(arr, portal_fw_rollout_json(fw, portal_fw_rollout_at(fw, i)->id));
+    reply(c, 200, arr);
+}
+
+static bool need_rollout(struct ctx *c, struct portal_fw **fw, int64_t *id)
+{
+    if (!(*fw = need_fw(c)) || !path_id(c, 0, PORTAL_ID_ROLLOUT, "rollout", id))
+        return false;
+    if (!portal_fw_rollout_get(*fw, *id)) {
+        message(c, 404, "no such rollout");
+        return false;
+    }
+    return true;
+}
+
+static void h_rollout_get(struct ctx *c)
+{
+    struct portal_fw *fw;
+    int64_t id;
+    if (need_rollout(c, &fw, &id))
+        reply(c, 200, portal_fw_rollout_json(fw, id));
+}
+
+static const char *const rollout_upd_fields[] = {"percent", "stop", NULL};
+
+static void h_rollout_update(struct ctx *c)
+{
+    struct portal_fw *fw;
+    int64_t id;
+    if (!need_rollout(c, &fw, &id))
+        return;
+    cJSON *o = body_object(c, rollout_upd_fields);
+    if (!o)
+        return;
+    bool has = false;
+    int64_t pct = 0;
+    bool ok = get_int(c, o, "percent", 1, 100, &has, &pct);
+    const cJSON *sv = cJSON_GetObjectItem(o, "stop");
+    if (ok && sv && !cJSON_IsBool(sv))
+        ok = bad(c, "stop", "stop must be true or false");
+    bool stop = cJSON_IsTrue(sv);
+    cJSON_Delete(o);
+    if (!ok)
+        return;
+    const struct portal_fw_rollout *ro = portal_fw_rollout_get(fw, id);
+    if (has && ro->stopped) {
+        conflict(c, "percent", "the rollout is stopped; start a new one");
+        return;
+    }
+    if (has && pct < ro->percent) {
+        conflict(c, "percent", "percent can only be raised (now %d)", ro->percent);
+        return;
+    }
+    lade_err err = portal_fw_rollout_set(fw, id, has ? (int)pct : 0, stop);
+    if (err != LADE_OK) {
+        server_error(c, err, "rollout");
+        return;
+    }
+    reply(c, 200, portal_fw_rollout_json(fw, id));
+}
+
+/* UpgradeFirmware (200) from sendCommand: the newest published release for the charger's
+ * reported hardware id. */
+static void send_upgrade(struct ctx *c, int64_t id, struct api_cmd *k)
+{
+    struct portal_fw *fw = portal_firmware(c->p);
+    if (!fw) {
+        free(k);
+        /* Not a state of the charger: this portal cannot send firmware at all. */
+        bad(c, "commandId",
+            "commandId 200 (UpgradeFirmware) needs the portal's firmware repository "
+            "(lade-cloud --firmware-dir)");
+        return;
+    }
+    const struct portal_fw_report *r = portal_fw_report_get(fw, id);
+    if (!r || !r->hardware[0]) {
+        free(k);
+        conflict(c, "commandId",
+                 "the charger's hardware id is not known yet (it has not reported its firmware)");
+        return;
+    }
+    const struct portal_fw_image *m = portal_fw_newest(fw, r->hardware);
+    if (!m) {
+        free(k);
+        conflict(c, "commandId", "no published firmware for hardware %s", r->hardware);
+        return;
+    }
+    char *json = portal_fw_command_json(m, 0);
+    if (!json) {
+        free(k);
+        server_error(c, LADE_ERR_NOMEM, "command");
+        return;
+    }
+    lade_err err = portal_call(c->p, id, "command", json, 0, on_cmd_reply, k);
+    free(json);
+    cmd_sent(c, id, CMD_UPGRADE_FW, k, err);
+}
+
 /* ---- routing ---- */
 
 enum auth { AUTH_NONE, AUTH_USER, AUTH_ADMIN };
@@ -2966,6 +3383,15 @@ static const struct route routes[] = {
     {"DELETE", "api/lade/users/*", AUTH_ADMIN, h_admin_user_delete},
     {"GET", "api/lade/users/*/access", AUTH_ADMIN, h_admin_user_access},
     {"POST", "api/lade/access", AUTH_ADMIN, h_admin_access},
+    {"GET", "api/lade/firmware", AUTH_ADMIN, h_fw_list},
+    {"POST", "api/lade/firmware", AUTH_ADMIN, h_fw_create},
+    {"GET", "api/lade/firmware/*", AUTH_ADMIN, h_fw_get},
+    {"DELETE", "api/lade/firmware/*", AUTH_ADMIN, h_fw_delete},
+    {"PUT", "api/lade/firmware/*/image", AUTH_ADMIN, h_fw_image},
+    {"POST", "api/lade/firmware/*/rollout", AUTH_ADMIN, h_rollout_create},
+    {"GET", "api/lade/rollouts", AUTH_ADMIN, h_rollout_list},
+    {"GET", "api/lade/rollouts/*", AUTH_ADMIN, h_rollout_get},
+    {"POST", "api/lade/rollouts/*", AUTH_ADMIN, h_rollout_update},
 };
 
 /* Splits path into at most PATH_SEGS_MAX non-empty segments (buf keeps them; low gets a
@@ -3022,7 +3448,7 @@ static bool route_match(const char *pat, const char *const *lseg, const char *co
     return k == n;
 }
 
-void portal_api_handle(void *ud, struct lade_http_req *req)
+static void portal_api_dispatch(void *ud, struct lade_http_req *req)
 {
     struct portal_api *api = ud;
     struct portal_metrics *m = portal_metrics(api->p);
@@ -3074,6 +3500,14 @@ void portal_api_handle(void *ud, struct lade_http_req *req)
         }
     }
     match->fn(&c);
+}
+
+/* Every request: an image body streamed for a request that did not reach its handler (not
+ * found, not allowed, no token, rate-limited) is dropped here. */
+void portal_api_handle(void *ud, struct lade_http_req *req)
+{
+    portal_api_dispatch(ud, req);
+    upload_drop(req);
 }
 
 /* ---- life cycle ---- */

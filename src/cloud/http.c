@@ -33,6 +33,7 @@ struct lade_http_req {
     char *body;
     size_t body_len;
     bool too_big;
+    bool stream_decided, streaming;
     bool dispatched, suspended, answered, queued, completed;
     struct MHD_Response *resp;
     unsigned status;
@@ -47,6 +48,9 @@ struct lade_http {
     uint16_t port;
     size_t max_body;
     lade_http_handler handler;
+    bool (*stream_begin)(void *ud, struct lade_http_req *r);
+    void (*stream_data)(void *ud, struct lade_http_req *r, const void *p, size_t n);
+    void (*stream_abort)(void *ud, struct lade_http_req *r);
     void *ud;
     struct lade_timer timer;
     struct lade_http_req *pending;
@@ -106,6 +110,8 @@ static void unlink_pending(struct lade_http_req *r)
 
 static void req_free(struct lade_http_req *r)
 {
+    if (r->streaming && !r->dispatched && r->h->stream_abort)
+        r->h->stream_abort(r->h->ud, r); /* the body never completed: its handler never ran */
     if (r->resp)
         MHD_destroy_response(r->resp);
     free(r->path);
@@ -160,6 +166,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         *con_cls = r;
         if (!r->path)
             return MHD_NO;
+        return MHD_YES;
+    }
+    if (*upload_size && !r->stream_decided) {
+        r->stream_decided = true;
+        r->streaming = h->stream_begin && h->stream_data && h->stream_begin(h->ud, r);
+    }
+    if (*upload_size && r->streaming) {
+        h->stream_data(h->ud, r, upload, *upload_size);
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -241,6 +256,9 @@ lade_err lade_http_new(struct lade_http **out, const struct lade_http_opts *o)
         return LADE_ERR_NOMEM;
     h->loop = o->loop;
     h->handler = o->handler;
+    h->stream_begin = o->stream_begin;
+    h->stream_data = o->stream_data;
+    h->stream_abort = o->stream_abort;
     h->ud = o->ud;
     h->max_body = o->max_body ? o->max_body : 64 * 1024;
     lade_timer_init(&h->timer, on_timer, h);

@@ -29,6 +29,9 @@ static void usage(FILE *f)
             "                       its name exists (docs/portal.md, \"Site files\")\n"
             "  --admin NAME         create/reset user NAME as administrator with the password\n"
             "                       in LADE_ADMIN_PASSWORD\n"
+            "  --firmware-dir DIR   firmware repository: published images (served as /fw/ by the\n"
+            "                       firmware hosts)\n"
+            "  --firmware-keys B64[,B64]  the pinned public keys uploads are verified with\n"
             "  --kdf-ln N           scrypt cost log2(N) for new password hashes (default 15;\n"
             "                       lower only for tests)\n"
             "  --log-level LEVEL    error, warn, info (default), debug, trace\n");
@@ -109,6 +112,10 @@ int main(int argc, char **argv)
             o.link_loss_deadline_ms = (uint32_t)v * 1000;
         } else if (!strcmp(a, "--site"))
             site = val;
+        else if (!strcmp(a, "--firmware-dir"))
+            o.firmware_dir = val;
+        else if (!strcmp(a, "--firmware-keys"))
+            o.firmware_keys = val;
         else if (!strcmp(a, "--admin"))
             admin = val;
         else if (!strcmp(a, "--kdf-ln")) {

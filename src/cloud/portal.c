@@ -99,6 +99,7 @@ struct lade_portal {
     struct lade_store *store;
     struct lade_http *http;
     struct portal_api *api;
+    struct portal_fw *fw; /* NULL without a firmware directory */
     struct lade_svc *svc;
     bool svc_online;
     struct lade_bal_params params;
@@ -207,6 +208,11 @@ struct lade_store *portal_store(struct lade_portal *p)
 const struct lade_portal_opts *portal_opts(const struct lade_portal *p)
 {
     return &p->o;
+}
+
+struct portal_fw *portal_firmware(struct lade_portal *p)
+{
+    return p ? p->fw : NULL;
 }
 
 struct portal_metrics *portal_metrics(struct lade_portal *p)
@@ -973,6 +979,8 @@ static void set_online(struct lade_portal *p, struct pchg *c, bool online, uint6
     }
     if (lade_store_charger_presence(p->store, c->sc.id, online, lade_wall_s()) != LADE_OK)
         p->m.store_errors++;
+    if (online)
+        portal_fw_online(p->fw, c->sc.id);
 }
 
 static void settings_pushed(void *ud, lade_err err, int status, bool hub_made, const char *body,
@@ -1083,6 +1091,7 @@ static void ingest_state(struct lade_portal *p, struct pchg *c, const struct lad
             break;
         case 911:
             snprintf(c->firmware, sizeof c->firmware, "%s", text);
+            portal_fw_version_seen(p->fw, c->sc.id, text);
             break;
         default:
             break;
@@ -1200,6 +1209,7 @@ static void on_event(void *ud, const struct lade_svc_event *ev)
         break;
     }
     case LADE_SVC_EV_REPORTED:
+        portal_fw_reported(p->fw, c->sc.id, ev->payload, ev->payload_len);
         if (c->site)
             (void)!lade_balancer_charger_heard(c->site->bal, c->idx, now);
         break;
@@ -1729,6 +1739,7 @@ lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts
     p->o.web_dir = p->web_dir;
     p->o.bind_addr = p->bind_addr;
     p->o.svc_file = p->o.ca_file = p->o.hosts_file = p->o.registry = NULL; /* new only */
+    p->o.firmware_dir = p->o.firmware_keys = NULL;
     if (!p->o.link_loss_deadline_ms)
         p->o.link_loss_deadline_ms = LADE_PORTAL_DEADLINE_DEFAULT_MS;
     if (p->o.link_loss_deadline_ms > 3600000)
@@ -1767,6 +1778,9 @@ lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts
         goto fail;
     if (o->registry && (err = import_registry(p, o->registry, why, why_cap)) != LADE_OK)
         goto fail;
+    if (o->firmware_dir && (err = portal_fw_new(p, p->loop, p->db_path, o->firmware_dir,
+                                                o->firmware_keys, &p->fw, why, why_cap)) != LADE_OK)
+        goto fail;
     if ((err = portal_api_new(p, &p->api)) != LADE_OK) {
         why_set(why, why_cap, "API: %s", lade_strerror(err));
         goto fail;
@@ -1776,6 +1790,9 @@ lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts
         .bind_addr = p->bind_addr,
         .port = o->port,
         .handler = portal_api_handle,
+        .stream_begin = portal_api_stream_begin,
+        .stream_data = portal_api_stream_data,
+        .stream_abort = portal_api_stream_abort,
         .ud = p->api,
     };
     if ((err = lade_http_new(&p->http, &ho)) != LADE_OK) {
@@ -1806,6 +1823,7 @@ void lade_portal_free(struct lade_portal *p)
     p->svc_online = false;
     lade_http_free(p->http);
     portal_api_free(p->api);
+    portal_fw_free(p->fw);
     lade_timer_cancel(p->loop, &p->housekeeping);
     for (size_t i = 0; i < p->n_sites; i++)
         site_free(p->sites[i]);

@@ -14,6 +14,7 @@
 struct lade_store;
 struct lade_http;
 struct lade_http_req;
+struct lade_loop;
 typedef struct cJSON cJSON;
 
 /* Counters shown on /metrics (both halves add to them). */
@@ -102,11 +103,93 @@ enum portal_id_kind {
     PORTAL_ID_CHARGER = 3,
     PORTAL_ID_SESSION = 4,
     PORTAL_ID_USER = 5,
+    PORTAL_ID_FIRMWARE = 6,
+    PORTAL_ID_ROLLOUT = 7,
 };
 #define PORTAL_ID_LEN 36
 void portal_id_format(enum portal_id_kind kind, int64_t id, char out[PORTAL_ID_LEN + 1]);
 /* OK with *id > 0; LADE_ERR_INVAL when s is not an id of that kind. */
 lade_err portal_id_parse(enum portal_id_kind kind, const char *s, int64_t *id) LADE_MUST_CHECK;
+
+/* ---- firmware repository and rollouts (firmware.c) ---- */
+
+struct portal_fw;
+struct portal_fw_upload;
+/* A release: a verified manifest and, once published, its image in the firmware directory. */
+struct portal_fw_image {
+    int64_t id;
+    char hardware[65], version[65];
+    uint32_t counter;
+    uint64_t length;
+    char sha256[65];
+    char key_id[17];
+    char *notes;    /* unescaped */
+    char file[160]; /* <sha256 prefix>-<version>.img, served as /fw/<file> */
+    char *manifest; /* as uploaded */
+    int64_t uploaded_s;
+    bool published;
+};
+struct portal_fw_rollout {
+    int64_t id, fw_id, installation_id; /* installation 0: all */
+    int percent;
+    uint32_t delay_max_s;
+    bool stopped;
+    int64_t created_s;
+};
+/* The twin's reported "firmware" object as last seen (and observation 911's version). */
+struct portal_fw_report {
+    bool known;
+    char version[65], hardware[65], state[24], boot[24], target[65];
+    char last_error[256];
+    int progress; /* -1: none */
+    uint32_t counter;
+    bool restart_deferred;
+    int64_t updated_ms;
+};
+
+/* The portal's firmware part (NULL when lade-cloud runs without --firmware-dir). */
+struct portal_fw *portal_firmware(struct lade_portal *p);
+lade_err portal_fw_new(struct lade_portal *p, struct lade_loop *loop, const char *db_path,
+                       const char *dir, const char *keys, struct portal_fw **out, char *why,
+                       size_t why_cap) LADE_MUST_CHECK;
+void portal_fw_free(struct portal_fw *f);
+size_t portal_fw_image_count(const struct portal_fw *f);
+const struct portal_fw_image *portal_fw_image_at(const struct portal_fw *f, size_t i);
+const struct portal_fw_image *portal_fw_image_get(const struct portal_fw *f, int64_t id);
+/* The published release for hw with the highest security counter (newest upload on a tie). */
+const struct portal_fw_image *portal_fw_newest(const struct portal_fw *f, const char *hw);
+/* Parses and verifies a manifest against the pinned keys; adds it as awaiting its image.
+ * PROTO (malformed), AUTH (unknown key / bad signature), EXISTS (same hardware + version: *id
+ * is that one), DB, NOMEM; why says which. */
+lade_err portal_fw_add_manifest(struct portal_fw *f, const char *text, size_t len, int64_t *id,
+                                char *why, size_t why_cap) LADE_MUST_CHECK;
+/* NOT_FOUND; STATE (an active rollout uses it). */
+lade_err portal_fw_delete(struct portal_fw *f, int64_t id) LADE_MUST_CHECK;
+/* Image upload: begin (NOT_FOUND, EXISTS: published already, IO), data per chunk, then finish
+ * (TOO_BIG, AUTH: length / hash, IO) or abort. finish and abort free u. */
+lade_err portal_fw_upload_begin(struct portal_fw *f, int64_t id, struct portal_fw_upload **out,
+                                char *why, size_t why_cap) LADE_MUST_CHECK;
+void portal_fw_upload_data(struct portal_fw_upload *u, const void *p, size_t n);
+lade_err portal_fw_upload_finish(struct portal_fw_upload *u, char *why,
+                                 size_t why_cap) LADE_MUST_CHECK;
+void portal_fw_upload_abort(struct portal_fw_upload *u);
+/* Command 200's JSON for a release (malloc'd). */
+char *portal_fw_command_json(const struct portal_fw_image *m, uint32_t delay_max_s);
+/* Rollouts: NOT_FOUND (no release), STATE (not published / percent lowered / stopped). */
+lade_err portal_fw_rollout_new(struct portal_fw *f, int64_t fw_id, int64_t installation_id,
+                               int percent, uint32_t delay_max_s, int64_t *id) LADE_MUST_CHECK;
+lade_err portal_fw_rollout_set(struct portal_fw *f, int64_t id, int percent,
+                               bool stop) LADE_MUST_CHECK;
+const struct portal_fw_rollout *portal_fw_rollout_get(const struct portal_fw *f, int64_t id);
+size_t portal_fw_rollout_count(const struct portal_fw *f);
+const struct portal_fw_rollout *portal_fw_rollout_at(const struct portal_fw *f, size_t i);
+cJSON *portal_fw_rollout_json(struct portal_fw *f, int64_t id);
+/* What the core feeds in: reported patches, observation 911, a charger coming online. */
+const struct portal_fw_report *portal_fw_report_get(const struct portal_fw *f, int64_t charger_id);
+void portal_fw_report_add(cJSON *o, const struct portal_fw_report *r);
+void portal_fw_reported(struct portal_fw *f, int64_t charger_id, const void *json, size_t len);
+void portal_fw_version_seen(struct portal_fw *f, int64_t charger_id, const char *version);
+void portal_fw_online(struct portal_fw *f, int64_t charger_id);
 
 /* ---- the API, for the core (api.c) ---- */
 
@@ -114,5 +197,9 @@ lade_err portal_api_new(struct lade_portal *p, struct portal_api **out) LADE_MUS
 void portal_api_free(struct portal_api *api);
 /* The HTTP handler (http.h): every request. */
 void portal_api_handle(void *api, struct lade_http_req *req);
+/* The HTTP server's streamed bodies (firmware images). */
+bool portal_api_stream_begin(void *api, struct lade_http_req *r);
+void portal_api_stream_data(void *api, struct lade_http_req *r, const void *p, size_t n);
+void portal_api_stream_abort(void *api, struct lade_http_req *r);
 
 #endif
