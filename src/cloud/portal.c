@@ -1433,6 +1433,13 @@ cJSON *portal_live_json(struct lade_portal *p, int64_t installation_id)
                                 inf.run == LADE_BAL_RUNNING   ? "running"
                                 : inf.run == LADE_BAL_WAITING ? "waiting"
                                                               : "idle");
+        /* Firmware: what the twin last reported, else observation 911's version. */
+        const struct portal_fw_report *fr = p->fw ? portal_fw_report_get(p->fw, c->sc.id) : NULL;
+        cJSON *fwo = cJSON_AddObjectToObject(o, "Firmware");
+        if (fr && fr->known)
+            portal_fw_report_add(fwo, fr);
+        else if (fwo)
+            cJSON_AddStringToObject(fwo, "Version", c->firmware);
     }
     cJSON *h = cJSON_AddObjectToObject(j, "History");
     cJSON *ht = cJSON_AddArrayToObject(h, "T");

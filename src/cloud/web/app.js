@@ -594,6 +594,7 @@ function makeChargerEl(c) {
   const drawn = el('dd', { 'data-testid': 'charger-drawn' });
   const power = el('dd', { 'data-testid': 'charger-power' });
   const energy = el('dd', { 'data-testid': 'charger-energy' });
+  const firmware = el('div', { class: 'ch-fw', 'data-testid': 'charger-firmware' });
   const bars = el('div', { class: 'ch-bars', 'aria-hidden': 'true' });
   const buttons = {};
   for (const [key, cmd] of Object.entries(COMMANDS)) {
@@ -631,6 +632,7 @@ function makeChargerEl(c) {
       el('div', {}, el('dt', { text: 'Session' }), energy),
     ),
     bars,
+    firmware,
     el('div', { class: 'ch-actions' }, buttons.pause, buttons.resume, buttons.stop, netButton),
     msg,
     netPanel,
@@ -640,9 +642,24 @@ function makeChargerEl(c) {
   }
   netButton.addEventListener('click', () => toggleNetwork(c.Id));
   return {
-    root, name, device, circuit, online, mode, final, allocated, drawn, power, energy, bars, barEls: [], buttons, msg,
+    root, name, device, circuit, online, mode, final, allocated, drawn, power, energy, firmware, bars, barEls: [], buttons, msg,
     netButton, netPanel, netGen: 0,
   };
+}
+
+// "Firmware 9.1.0 · downloading 40 % → 9.2.0" from the live view's Firmware object.
+function firmwareLine(fw) {
+  if (!fw || typeof fw !== 'object') return 'Firmware –';
+  let t = `Firmware ${fw.Version || '–'}`;
+  const st = typeof fw.State === 'string' ? fw.State : '';
+  if (st && st !== 'idle') {
+    t += ` · ${st}`;
+    if (Number.isFinite(fw.Progress)) t += ` ${fw.Progress} %`;
+    if (fw.Target) t += ` → ${fw.Target}`;
+  }
+  if (fw.RestartDeferred === true) t += ' · restart waits for the session';
+  if (fw.LastError) t += ` · ${fw.LastError}`;
+  return t;
 }
 
 function renderChargers(chargers, nodes) {
@@ -688,6 +705,7 @@ function renderChargers(chargers, nodes) {
     setText(ce.power, Number.isNaN(kw) ? '–' : `${kw.toFixed(2)} kW`);
     const kwh = num(c.SessionEnergyKWh);
     setText(ce.energy, Number.isNaN(kwh) ? '–' : `${kwh.toFixed(3)} kWh`);
+    setText(ce.firmware, firmwareLine(c.Firmware));
 
     // Per phase: drawn against what this phase was allocated (phases beyond Phases get none).
     const count = Math.max(drawn.length, phases);
