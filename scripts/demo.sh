@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # make demo: a whole local lade system — Mosquitto with lade's hub plugin, the portal
-# (lade-cloud: balancing, REST API, web page) and a site of simulated chargers whose cars arrive
-# and leave, on a 40 A main fuse with two circuits, so balancing is visible in the browser.
+# (lade-cloud: balancing, REST API, web page, firmware repository), nginx serving the firmware
+# over HTTPS as fw1/fw2/fw3.lade.test, and a site of simulated chargers whose cars arrive and
+# leave, on a 40 A main fuse with two circuits, so balancing is visible in the browser. A new
+# firmware release, signed with the demo's release key, is uploaded to the portal; the story
+# printed at the end shows how to roll it out and watch it in the web page.
 #
 #   LADE_DEMO_DIR      runtime files (configs, registry, store, logs, CA)  default build/demo
 #   LADE_HUB_PORT      hub port on 127.0.0.1                               default 8883
 #   LADE_PORTAL_PORT   portal (web page + API) port on 127.0.0.1           default 8080
+#   LADE_FW_PORT       firmware hosts (nginx, HTTPS) port on 127.0.0.1     default 8443
 #   LADE_DEMO_PASSWORD the portal's admin password                         default: random, printed
 #   LADE_DEMO_CHARGERS number of chargers (more are provisioned if needed) default 8
 #   LADE_BUILD         build directory with the binaries                   default build/release
@@ -26,6 +30,7 @@ dir=${LADE_DEMO_DIR:-build/demo}
 port=${LADE_HUB_PORT:-8883}
 count=${LADE_DEMO_CHARGERS:-8}
 pport=${LADE_PORTAL_PORT:-8080}
+fwport=${LADE_FW_PORT:-8443}
 password=${LADE_DEMO_PASSWORD:-}
 if [ -z "$password" ]; then
   password=$(openssl rand -base64 18 | tr -d '/+=' | cut -c1-16)
@@ -36,19 +41,34 @@ check=0
 host=localhost
 
 for bin in "$build/lade-factory" "$build/lade-charger" "$build/lade_hub.so" "$build/lade-cmd" \
-  "$build/lade-cloud"; do
+  "$build/lade-cloud" "$build/lade-fw" /usr/sbin/nginx; do
   [ -e "$bin" ] || { echo "demo: $bin is missing; run 'make' first" >&2; exit 1; }
 done
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-mkdir -p "$dir/hub" "$dir/chargers" "$dir/logs"
+mkdir -p "$dir/hub" "$dir/chargers" "$dir/logs" "$dir/fw/repo" "$dir/fw/release" "$dir/nginx/tmp"
 
 # PKI, made once: the CA and an ECDSA P-256 certificate for the hub.
 scripts/gen-certs.sh ca "$dir" "lade demo CA"
 scripts/gen-certs.sh server "$dir/hub" "$dir" "$host"
+# The firmware hosts: one certificate per name, from the same CA.
+fwhosts=fw1.lade.test,fw2.lade.test,fw3.lade.test
+for h in ${fwhosts//,/ }; do
+  scripts/gen-certs.sh server "$dir/nginx/$h" "$dir" "$h"
+done
+
+# The release key (made once; the private key never leaves $dir/fw/release, 0600) and its public
+# half, which every charger pins (factory setting firmware_pubkey) and the portal checks uploads
+# with (--firmware-keys).
+if [ ! -s "$dir/fw/release/release.pub" ]; then
+  rm -f "$dir/fw/release/release.pem"
+  "$build/lade-fw" keygen --out "$dir/fw/release/release.pem" |
+    sed -n 's/^public-key: //p' >"$dir/fw/release/release.pub"
+fi
+fwpub=$(cat "$dir/fw/release/release.pub")
 
 # Names the chargers resolve (the DNS stub comes later; this is the factory hosts file).
-printf '127.0.0.1 %s\n' "$host" >"$dir/hosts"
+printf '127.0.0.1 %s\n' "$host" fw1.lade.test fw2.lade.test fw3.lade.test >"$dir/hosts"
 
 # Chargers, provisioned into the registry the hub reads (more when LADE_DEMO_CHARGERS grows).
 have=$(ls "$dir/chargers" | wc -l)
@@ -56,7 +76,7 @@ if [ "$have" -lt "$count" ]; then
   "$build/lade-factory" create --registry "$dir/registry.db" --prefix LDE --count "$((count - have))" \
     --hub-host "$host" --hub-port "$port" --ca "$dir/ca.pem" --out "$dir/chargers" \
     --hosts-file "$dir/hosts" --ntp-host ntp.lade.local --fallback-dns 127.0.0.1 \
-    --firmware-hosts fw1.lade.local,fw2.lade.local,fw3.lade.local --evse sim \
+    --firmware-hosts "$fwhosts" --firmware-port "$fwport" --firmware-pubkey "$fwpub" --evse sim \
     --time-source host >/dev/null
 fi
 # Service identities: "portal" for the portal, "operator" for a person with MQTT tools.
@@ -72,6 +92,17 @@ n=0
 for id in $ids; do
   # Hub port may change between runs (LADE_HUB_PORT): it is a factory setting, rewrite it.
   sed -i "s/^hub_port = .*/hub_port = $port/" "$dir/chargers/$id/factory.conf"
+  # Likewise the firmware hosts, their port and the pinned release key (demo dirs made before
+  # the firmware repository existed named other hosts and pinned nothing).
+  f="$dir/chargers/$id/factory.conf"
+  for kv in "firmware_hosts = $fwhosts" "firmware_port = $fwport" "firmware_pubkey = $fwpub"; do
+    k=${kv%% = *}
+    if grep -q "^$k = " "$f"; then
+      sed -i "s|^$k = .*|$kv|" "$f"
+    else
+      echo "$kv" >>"$f"
+    fi
+  done
   # Demo dirs made before the simulator existed: give them the simulated board.
   grep -q '^evse = ' "$dir/chargers/$id/factory.conf" ||
     echo "evse = sim" >>"$dir/chargers/$id/factory.conf"
@@ -171,6 +202,56 @@ done
 (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null || { echo "demo: hub did not start:" >&2; cat "$dir/logs/hub.log" >&2; exit 1; }
 echo "demo: hub listening on 127.0.0.1:$port (log $dir/logs/hub.log)"
 
+# nginx: the firmware hosts, serving the portal's firmware directory as /fw/ over HTTPS. Its own
+# config, prefix, pid file and logs in $dir/nginx; in the foreground under this script (never
+# the system service).
+if (exec 3<>/dev/tcp/127.0.0.1/"$fwport") 2>/dev/null; then
+  echo "demo: port $fwport is already in use; set LADE_FW_PORT" >&2
+  exit 1
+fi
+{
+  [ "$(id -u)" = 0 ] && echo "user $(id -un);"
+  cat <<CONF
+# lade demo firmware hosts (generated by scripts/demo.sh)
+worker_processes 1;
+pid $dir/nginx/nginx.pid;
+error_log $dir/logs/nginx-error.log notice;
+events { worker_connections 256; }
+http {
+    access_log $dir/logs/nginx-access.log;
+    client_body_temp_path $dir/nginx/tmp/body;
+    proxy_temp_path $dir/nginx/tmp/proxy;
+    fastcgi_temp_path $dir/nginx/tmp/fastcgi;
+    uwsgi_temp_path $dir/nginx/tmp/uwsgi;
+    scgi_temp_path $dir/nginx/tmp/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    keepalive_timeout 5s;
+CONF
+  for h in ${fwhosts//,/ }; do
+    cat <<CONF
+    server {
+        listen 127.0.0.1:$fwport ssl;
+        server_name $h;
+        ssl_certificate $dir/nginx/$h/server.pem;
+        ssl_certificate_key $dir/nginx/$h/server.key;
+        location /fw/ { alias $dir/fw/repo/; }
+    }
+CONF
+  done
+  echo "}"
+} >"$dir/nginx/nginx.conf"
+/usr/sbin/nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/logs/nginx-error.log" \
+  -g 'daemon off;' >"$dir/logs/nginx.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  (exec 3<>/dev/tcp/127.0.0.1/"$fwport") 2>/dev/null && break
+  sleep 0.1
+done
+(exec 3<>/dev/tcp/127.0.0.1/"$fwport") 2>/dev/null ||
+  { echo "demo: nginx did not start:" >&2; cat "$dir/logs/nginx-error.log" "$dir/logs/nginx.log" >&2; exit 1; }
+echo "demo: firmware hosts $fwhosts on 127.0.0.1:$fwport (nginx, serving $dir/fw/repo as /fw/)"
+
 if (exec 3<>/dev/tcp/127.0.0.1/"$pport") 2>/dev/null; then
   echo "demo: port $pport is already in use; set LADE_PORTAL_PORT" >&2
   exit 1
@@ -178,7 +259,8 @@ fi
 # The portal: the chargers' keep-alive is 60 s, so their link-loss deadline is 60 × 1.5 + 10 s.
 LADE_ADMIN_PASSWORD=$password "$build/lade-cloud" --db "$dir/portal.db" --port "$pport" \
   --service "$dir/portal.conf" --ca "$dir/ca.pem" --hosts-file "$dir/hosts" --hub-port "$port" \
-  --site "$dir/site.json" --admin admin --deadline-s 100 >"$dir/logs/portal.log" 2>&1 &
+  --site "$dir/site.json" --admin admin --deadline-s 100 --firmware-dir "$dir/fw/repo" \
+  --firmware-keys "$fwpub" >"$dir/logs/portal.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do
   grep -q '^lade-cloud: listening' "$dir/logs/portal.log" 2>/dev/null && break
@@ -280,7 +362,55 @@ story() {
   done
   grep -q '"final_stop":false' "$dir/chargers/$dev/status.json" ||
     { echo "demo: $dev was not resumed" >&2; return 1; }
+  firmware || return 1
   echo "demo: API story done"
+}
+
+# A new release for the demo's chargers (hardware lade-linux-1, which runs 0.1.0), signed with
+# the release key once, uploaded through the API: manifest first (verified against the pinned
+# key), then the image (checked against the manifest, then published in $dir/fw/repo).
+fwver=0.2.0
+firmware() {
+  local rel=$dir/fw/release out id
+  if [ ! -s "$rel/lade-$fwver.manifest" ]; then
+    head -c 262144 /dev/urandom >"$rel/lade-$fwver.img"
+    printf 'Demo release %s\n\n- signed by scripts/demo.sh\n' "$fwver" >"$rel/notes.txt"
+    "$build/lade-fw" sign --key "$rel/release.pem" --image "$rel/lade-$fwver.img" \
+      --hw lade-linux-1 --version "$fwver" --counter 1 --notes "$rel/notes.txt" \
+      --out "$rel/lade-$fwver.manifest" >/dev/null || return 1
+  fi
+  id=$(api GET /api/lade/firmware | jq -r --arg v "$fwver" '[.[] | select(.Version == $v)][0].Id // empty') || return 1
+  if [ -z "$id" ]; then
+    out=$(api POST /api/lade/firmware "$(jq -Rs '{manifest: .}' "$rel/lade-$fwver.manifest")") || return 1
+    id=$(echo "$out" | jq -r .Id)
+  fi
+  if [ "$(api GET "/api/lade/firmware/$id" | jq -r .State)" != published ]; then
+    curl -sS --noproxy '*' -f -X PUT -H "Authorization: Bearer $token" \
+      -H 'Content-Type: application/octet-stream' --data-binary @"$rel/lade-$fwver.img" \
+      "http://127.0.0.1:$pport/api/lade/firmware/$id/image" >/dev/null || return 1
+  fi
+  fwid=$id
+  echo "demo: API: firmware $(api GET "/api/lade/firmware/$id" | jq -c '{Version,HardwareId,State,Path}')"
+}
+fwid=""
+
+# --check: roll the release out to every charger and wait until each runs it (confirmed).
+rollout_check() {
+  local ro n=0
+  ro=$(api POST "/api/lade/firmware/$fwid/rollout" '{"percent":100,"delayMaxS":0}' | jq -r .Id) || return 1
+  echo "demo: API: rollout $ro of $fwver to 100%"
+  for _ in $(seq 600); do
+    n=$(api GET "/api/lade/rollouts/$ro" | jq -r .Counts.updated) || return 1
+    [ "$n" = "$count" ] && break
+    sleep 0.2
+  done
+  api GET "/api/lade/rollouts/$ro" | jq -c '.Counts'
+  [ "$n" = "$count" ] || { echo "demo: the rollout did not reach every charger" >&2; return 1; }
+  for id in $ids; do
+    grep -q "\"version\":\"$fwver\"" "$dir/chargers/$id/status.json" ||
+      { echo "demo: $id does not run $fwver" >&2; return 1; }
+  done
+  echo "demo: firmware $fwver runs on every charger"
 }
 
 online() {
@@ -300,6 +430,16 @@ if online; then
   story || { echo "demo: the API story failed" >&2; [ "$check" = 1 ] && exit 1; }
 fi
 if [ "$check" = 1 ]; then
+  # Balanced: every charger got a setpoint from the portal (before the rollout restarts them).
+  for _ in $(seq 100); do
+    bal=1
+    for id in $ids; do grep -q '"commands_ok":[1-9]' "$dir/chargers/$id/status.json" || bal=0; done
+    [ "$bal" = 1 ] && break
+    sleep 0.1
+  done
+  [ "$bal" = 1 ] && echo "demo: balanced: every charger got a setpoint from the portal"
+  rollout_check || exit 1
+  for _ in $(seq 300); do online && break; sleep 0.1; done
   show
   online
   exit $?
@@ -307,6 +447,20 @@ fi
 echo
 echo "demo: open $url and log in as admin with password: $password"
 echo "demo: CA for MQTT clients: $dir/ca.pem; Ctrl-C stops everything"
+if [ -n "$fwid" ]; then
+  cat <<STORY
+
+demo: firmware $fwver is published (${fwid}). Roll it out (half the site first, then all of it)
+demo: and watch the charger cards' firmware line in the web page:
+  TOKEN=\$(curl -s -d grant_type=password -d username=admin -d 'password=$password' \\
+          http://127.0.0.1:$pport/oauth/token | jq -r .access_token)
+  curl -s -H "Authorization: Bearer \$TOKEN" -d '{"percent":50,"delayMaxS":10}' \\
+       http://127.0.0.1:$pport/api/lade/firmware/$fwid/rollout | jq '{Id,Selected}'
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$pport/api/lade/rollouts/<Id> | jq .Counts
+  curl -s -H "Authorization: Bearer \$TOKEN" -d '{"percent":100}' \\
+       http://127.0.0.1:$pport/api/lade/rollouts/<Id> | jq .Counts
+STORY
+fi
 while true; do
   sleep 10 &
   wait $! || true

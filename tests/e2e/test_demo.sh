@@ -12,13 +12,14 @@ free_port() {
 }
 port=$(free_port)
 pport=$(free_port)
+fwport=$(free_port)
 hub_env=""
 if [ "${LADE_SANITIZE:-0}" = 1 ]; then
   cc=${LADE_CC:-cc}
   hub_env="LD_PRELOAD=$($cc -print-file-name=libasan.so):$($cc -print-file-name=libubsan.so) ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
 fi
 cd "$LADE_SOURCE_DIR"
-LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_PORTAL_PORT=$pport LADE_BUILD=$LADE_BUILD_DIR \
+LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_PORTAL_PORT=$pport LADE_FW_PORT=$fwport LADE_BUILD=$LADE_BUILD_DIR \
   LADE_DEMO_CHARGERS=4 LADE_DEMO_PASSWORD=demo-test-pw LADE_HUB_ENV="$hub_env" scripts/demo.sh --check >"$dir/out.txt" 2>&1 || {
   cat "$dir/out.txt"; tail -20 "$dir"/logs/*.log; exit 1; }
 cat "$dir/out.txt"
@@ -31,9 +32,16 @@ grep -q '^demo: API: installation {"Name":"Demo site","MaxCurrent":40' "$dir/out
 grep -q '^demo: API: pause ' "$dir/out.txt"
 grep -q '^demo: API: resume ' "$dir/out.txt"
 grep -q '^demo: API story done' "$dir/out.txt"
+# Firmware: nginx up as the firmware hosts, the release uploaded and published through the API,
+# rolled out to every charger, each running it (downloaded from nginx, confirmed).
+grep -q "^demo: firmware hosts fw1.lade.test,fw2.lade.test,fw3.lade.test on 127.0.0.1:$fwport" "$dir/out.txt"
+grep -q '^demo: API: firmware {"Version":"0.2.0","HardwareId":"lade-linux-1","State":"published"' "$dir/out.txt"
+grep -q '^demo: firmware 0.2.0 runs on every charger' "$dir/out.txt"
+[ "$(grep -c 'GET /fw/.*-0.2.0.img' "$dir/logs/nginx-access.log")" -ge 4 ]
+[ "$(stat -c %a "$dir/fw/release/release.pem")" = 600 ]
 grep -q 'installation "Demo site" created from' "$dir/logs/portal.log"
 # The portal balanced: every charger got a setpoint from it.
-for s in "$dir"/chargers/*/status.json; do grep -q '"commands_ok":[1-9]' "$s"; done
+grep -q '^demo: balanced: every charger got a setpoint from the portal' "$dir/out.txt"
 [ -s "$dir/ca.pem" ] && [ -s "$dir/portal.conf" ]
 # Factory files hold the device key: owner-only.
 for f in "$dir"/chargers/*/factory.conf; do [ "$(stat -c %a "$f")" = 600 ]; done
@@ -41,7 +49,7 @@ for f in "$dir"/chargers/*/factory.conf; do [ "$(stat -c %a "$f")" = 600 ]; done
 for _ in $(seq 50); do pgrep -f "$dir" >/dev/null || break; sleep 0.1; done
 if pgrep -f "$dir" >/dev/null; then echo "processes left running" >&2; pgrep -af "$dir"; exit 1; fi
 # A second run reuses the CA and identities (made once) and comes up again.
-LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_PORTAL_PORT=$pport LADE_BUILD=$LADE_BUILD_DIR \
+LADE_DEMO_DIR=$dir LADE_HUB_PORT=$port LADE_PORTAL_PORT=$pport LADE_FW_PORT=$fwport LADE_BUILD=$LADE_BUILD_DIR \
   LADE_DEMO_CHARGERS=4 LADE_DEMO_PASSWORD=demo-test-pw LADE_HUB_ENV="$hub_env" \
   scripts/demo.sh --check >"$dir/out2.txt" 2>&1 || { cat "$dir/out2.txt"; tail -20 "$dir"/logs/*.log; exit 1; }
 [ "$(ls "$dir/chargers" | wc -l)" -eq 4 ]
