@@ -357,8 +357,11 @@ lade_err portal_fw_add_manifest(struct portal_fw *f, const char *text, size_t le
     struct lade_fwm_diag d = {0};
     lade_err err = lade_fwm_parse(text, len, &m, &d);
     if (err != LADE_OK) {
-        why_set(why, why_cap, "manifest refused: %s%s (line %u)", lade_fwm_reason_text(d.reason),
-                err == LADE_ERR_TOO_BIG ? "" : "", d.line);
+        if (d.line)
+            why_set(why, why_cap, "manifest refused: %s (line %u)", lade_fwm_reason_text(d.reason),
+                    d.line);
+        else
+            why_set(why, why_cap, "manifest refused: %s", lade_fwm_reason_text(d.reason));
         return LADE_ERR_PROTO;
     }
     if ((err = lade_fwsig_verify(&f->keys, &m, &d)) != LADE_OK) {

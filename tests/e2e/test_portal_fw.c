@@ -11,7 +11,9 @@
  *     version reported back through the twin), the others stay; raised to 100 %: the rest
  *     update; the rollout's status shows each charger "updated";
  *   - sendCommand 200 on one charger sends the newest release for its hardware id; the
- *     reference firmware view shows current and available versions.
+ *     reference firmware view shows current and available versions;
+ *   - a rollout while one charger is offline, and a kill -9 of the portal in the middle: the
+ *     restarted portal continues it, and the charger gets the release when it comes back.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -641,12 +643,51 @@ static void test_send_command(void **state)
     free(b);
 }
 
+static void test_offline_and_restart(void **state)
+{
+    (void)state;
+    char gid[PORTAL_ID_LEN + 1], path[200], *b = NULL;
+    make_release("r3", 32 * 1024, "k1", "9.3.0", 7);
+    publish("r3", gid);
+    h_charger_stop(&ch[3]);
+    snprintf(path, sizeof path, "/api/lade/firmware/%s/rollout", gid);
+    long st = http("POST", path, "application/json", "{\"percent\":100}", &b);
+    expect(st, 201, b, "\"Selected\":4");
+    cJSON *j = cJSON_Parse(b);
+    free(b);
+    char rpath[200];
+    snprintf(rpath, sizeof rpath, "/api/lade/rollouts/%s",
+             cJSON_GetObjectItemCaseSensitive(j, "Id")->valuestring);
+    cJSON_Delete(j);
+    j = wait_updated(rpath, 3, 90000);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(j, "Chargers"))
+    {
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(c, "ChargerId")->valuestring, chg_gid[3]))
+            continue;
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(c, "Status")->valuestring, "pending");
+        assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(c, "Online")));
+    }
+    cJSON_Delete(j);
+    /* The portal dies and comes back; the rollout is still there and goes on. */
+    kill(portal_pid, SIGKILL);
+    int ws = 0;
+    waitpid(portal_pid, &ws, 0);
+    portal_start();
+    login();
+    h_charger_start(&ch[3]);
+    j = wait_updated(rpath, 4, 90000);
+    cJSON_Delete(j);
+    assert_true(h_charger_wait_status(&ch[3], "\"version\":\"9.3.0\"", 10000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upload),
         cmocka_unit_test(test_rollout),
         cmocka_unit_test(test_send_command),
+        cmocka_unit_test(test_offline_and_restart),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
