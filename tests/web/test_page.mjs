@@ -248,7 +248,10 @@ await step(`the charger rows are listed (${expectChargers ?? 'at least 1'})`, as
       const b = r.locator(T(`charger-${key}`));
       check((await b.count()) === 1 && ((await b.textContent()) ?? '').trim(), `charger ${name} has no ${key} button with text`);
     }
-    console.log(`   ${name}: ${online}, ${mode}`);
+    // The firmware line: the version the charger runs (and an update's state while one runs).
+    const fw = ((await r.locator(T('charger-firmware')).textContent()) ?? '').trim();
+    check(/^Firmware \S/.test(fw), `charger ${name} shows no firmware line (got "${fw}")`);
+    console.log(`   ${name}: ${online}, ${mode}, ${fw}`);
   }
 });
 
