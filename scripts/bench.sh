@@ -583,6 +583,15 @@ fw_is() { [ "$(fw_state | cut -d' ' -f1-2)" = "$1" ]; }
 fw_confirmed() { fw_is "$fw_version idle"; }
 fw_online() { grep -q '"link":"online"' "$fw_cdir/status.json" 2>/dev/null; }
 fw_half() { local p; p=$(fw_state | cut -d' ' -f3); [ -n "$p" ] && [ "$p" -ge 50 ]; }
+# fw_wait TIMEOUT_MS WHAT CMD...: as wait_for, polling every 10 ms (the figures' end points)
+fw_wait() {
+  local timeout=$1 what=$2; shift 2
+  local end=$(( $(now_ms) + timeout ))
+  until "$@"; do
+    (( $(now_ms) < end )) || { echo "bench: timed out waiting for $what" >&2; return 1; }
+    sleep 0.01
+  done
+}
 
 fw_start_charger() {
   "$build/lade-charger" --factory "$fw_cdir/factory.conf" --user "$fw_cdir/user.conf" \
@@ -689,7 +698,7 @@ fw_update() {
   fw_send
   tc=$(now_ms)
   if [ "${3:-}" = kill ]; then
-    wait_for 60000 "50 % of $fw_version" fw_half
+    fw_wait 60000 "50 % of $fw_version" fw_half
     # The status file says 50 % right after a persist (every 256 KiB): the kill comes a further
     # $4 ms later, spread over one persist interval across the runs, so the lost part is typical.
     sleep "$(awk -v d="$4" 'BEGIN {printf "%.3f", d / 1000}')"
@@ -699,7 +708,7 @@ fw_update() {
     tr=$(now_ms)
     fw_start_charger
   fi
-  wait_for 120000 "$fw_version confirmed" fw_confirmed
+  fw_wait 120000 "$fw_version confirmed" fw_confirmed
   t_idle=$(now_ms)
   tail -n +$(( lines0 + 1 )) "$log" >"$run"
   local t_acc t_dl0 t_dl1 t_rs t_trial t_conf t_rh t_206 bytes sent lost=-
@@ -796,7 +805,7 @@ fresh random image of $fw_len B with \`lade-fw sign\` (version 10.0.N, security 
 an upgrade, into the slot not running) and sends UpgradeFirmware (command 200, no \`delayMaxS\`: no
 rollout delay) with \`lade-cmd\` as a service identity, as the portal would. The phases are the
 charger's log lines (UTC, ms); the end is the status file saying \`"state":"idle"\` with the new
-version (polled every 20 ms). $(fw_n update) runs, interleaved with the baseline: \`curl --http1.1\` fetching an image of the
+version (polled every 10 ms, each poll a \`jq\` read of it: a few ms). $(fw_n update) runs, interleaved with the baseline: \`curl --http1.1\` fetching an image of the
 same size from the same nginx, through the same relay, to a file (\`time_total\`: connect, TLS, transfer).
 The slot files and the state directory are on the machine's disk ($(df -T "$fw_dir" | awk 'NR == 2 {print $2}')).
 
@@ -823,8 +832,8 @@ $(fw_samples update '$13') B):
 - Download / curl: **$(ratio "$dl" "$curl")** in time. curl only writes into the page cache; the updater makes
   every 256 KiB durable before it records its offset — an fdatasync of the slot and an atomic
   state-file write (write, fsync, rename, directory fsync), $(( fw_len / 262144 )) times — so a kill -9 or a power cut
-  loses at most 256 KiB (figure 15). On loopback the syncs are a large part of the download (the dd row:
-  the slot's $(( fw_len / 262144 )) synced writes alone, without the state file's); on a real link the transfer dominates (figure 15: $(fw_mib "$fw_len") at $(awk -v r="$fw_rate_b" 'BEGIN {printf "%.1f MB/s", r / 1e6}') costs the updater
+  loses at most 256 KiB (figure 15). The dd row is the slot's $(( fw_len / 262144 )) synced writes alone; the state file's
+  $(( fw_len / 262144 )) atomic writes (two more syncs each) come on top. On a real link the transfer dominates (figure 15: $(fw_mib "$fw_len") at $(awk -v r="$fw_rate_b" 'BEGIN {printf "%.1f MB/s", r / 1e6}') costs the updater
   $(ratio "$(fw_med slow '$5 - $3')" "$(fw_med curl-slow '$2')")× curl's time). Whole update / curl: $(ratio "$tot" "$curl").
 - Bytes, update / curl: **$(ratio "$ub" "$cb")**: the same TLS 1.3 handshake and one HTTP/1.1 request; the
   rest is TLS record framing (22 B per record of at most 16 KiB: $(( fw_len / 16384 * 22 )) B for $(fw_mib "$fw_len")). Nothing is fetched twice
