@@ -60,7 +60,7 @@
 #define LADE_STORE_PAGE_SIZE_MAX     1000
 #define LADE_STORE_BUSY_DEFAULT_MS   5000 /* SQLite busy timeout */
 #define LADE_STORE_ERRMSG_SIZE       256
-#define LADE_STORE_SQLITE_SCHEMA     1 /* schema version the SQLite backend writes */
+#define LADE_STORE_SQLITE_SCHEMA     2 /* schema version the SQLite backend writes */
 
 /* portal-api NetworkType. */
 enum lade_network_type {

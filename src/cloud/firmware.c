@@ -14,8 +14,9 @@
  * only adds chargers. A selected charger gets UpgradeFirmware (command 200) when it is online and
  * its hardware id is known; offline ones when they come back. Its status follows the reply and
  * then the twin's reported "firmware" object, until it runs the release (updated) or reports a
- * failure. Everything is kept in the portal's SQLite file (own tables, own connection), so a
- * restart continues the rollouts.
+ * failure. Everything is kept in the portal's SQLite file (the store's tables fw_image,
+ * fw_rollout, fw_rollout_charger, through a connection of its own), so a restart continues the
+ * rollouts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,18 +138,8 @@ static void img_free_fields(struct portal_fw_image *m)
 
 /* ---- loading ---- */
 
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS fw_image (id INTEGER PRIMARY KEY, hardware TEXT NOT NULL,"
-    " version TEXT NOT NULL, counter INTEGER NOT NULL, length INTEGER NOT NULL,"
-    " sha256 TEXT NOT NULL, key_id TEXT NOT NULL, notes TEXT NOT NULL, file TEXT NOT NULL,"
-    " manifest TEXT NOT NULL, uploaded_s INTEGER NOT NULL, published INTEGER NOT NULL,"
-    " UNIQUE (hardware, version));"
-    "CREATE TABLE IF NOT EXISTS fw_rollout (id INTEGER PRIMARY KEY, fw_id INTEGER NOT NULL,"
-    " installation_id INTEGER NOT NULL, percent INTEGER NOT NULL, delay_max_s INTEGER NOT NULL,"
-    " stopped INTEGER NOT NULL, created_s INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS fw_rollout_charger (rollout_id INTEGER NOT NULL,"
-    " charger_id INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,"
-    " updated_s INTEGER NOT NULL, PRIMARY KEY (rollout_id, charger_id));";
+/* The tables are the store's (src/cloud/store_sqlite.c, migration 1 → 2): the store opened
+ * and migrated the file before this connection is made. */
 
 static const char *col_text(sqlite3_stmt *s, int i)
 {
@@ -284,7 +275,7 @@ lade_err portal_fw_new(struct lade_portal *p, struct lade_loop *loop, const char
         goto fail;
     }
     sqlite3_busy_timeout(f->db, 5000);
-    if ((err = exec(f, SCHEMA)) != LADE_OK || (err = load(f)) != LADE_OK) {
+    if ((err = load(f)) != LADE_OK) {
         why_set(why, why_cap, "firmware tables in %s: %s", db_path, lade_strerror(err));
         goto fail;
     }

@@ -139,6 +139,38 @@ static const char *const migrations[] = {
     "  expires_s INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX tokens_user ON tokens(user_id);"
     "CREATE INDEX tokens_expires ON tokens(expires_s);",
+    /* 1 → 2: the firmware repository and rollouts (src/cloud/firmware.c reads and writes
+     * these; docs/portal.md "Firmware repository and rollouts"). IF NOT EXISTS: development
+     * files of the days before this migration may hold them already. */
+    "CREATE TABLE IF NOT EXISTS fw_image("
+    "  id INTEGER PRIMARY KEY,"
+    "  hardware TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  counter INTEGER NOT NULL,"
+    "  length INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  notes TEXT NOT NULL,"
+    "  file TEXT NOT NULL,"
+    "  manifest TEXT NOT NULL,"
+    "  uploaded_s INTEGER NOT NULL,"
+    "  published INTEGER NOT NULL,"
+    "  UNIQUE(hardware, version));"
+    "CREATE TABLE IF NOT EXISTS fw_rollout("
+    "  id INTEGER PRIMARY KEY,"
+    "  fw_id INTEGER NOT NULL,"
+    "  installation_id INTEGER NOT NULL,"
+    "  percent INTEGER NOT NULL,"
+    "  delay_max_s INTEGER NOT NULL,"
+    "  stopped INTEGER NOT NULL,"
+    "  created_s INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS fw_rollout_charger("
+    "  rollout_id INTEGER NOT NULL,"
+    "  charger_id INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  updated_s INTEGER NOT NULL,"
+    "  PRIMARY KEY(rollout_id, charger_id));",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == LADE_STORE_SQLITE_SCHEMA,
                "one migration per schema version");
