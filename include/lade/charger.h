@@ -78,6 +78,8 @@ void lade_charger_stop(struct lade_charger *c);
 void lade_charger_free(struct lade_charger *c);
 void lade_charger_status(const struct lade_charger *c, struct lade_charger_status *out);
 const char *lade_charger_id(const struct lade_charger *c);
+/* The firmware version of the running slot (docs/firmware.md), else the build's. */
+const char *lade_charger_firmware_version(const struct lade_charger *c);
 /* The wall clock is (or is no longer) synchronised (NTP, SPEC R6). Session records say whether
  * their start and end times were taken on a trusted clock. Default: not trusted. */
 void lade_charger_set_clock_trusted(struct lade_charger *c, bool trusted);

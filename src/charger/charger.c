@@ -35,6 +35,11 @@ const char *lade_link_state_name(enum lade_link_state s)
     return (unsigned)s < sizeof link_names / sizeof link_names[0] ? link_names[s] : "?";
 }
 
+const char *lade_charger_firmware_version(const struct lade_charger *c)
+{
+    return upd_running_version(c);
+}
+
 const char *lade_charger_id(const struct lade_charger *c)
 {
     return c->set.device_id;

@@ -136,7 +136,8 @@ int main(int argc, char **argv)
         LOG_E("charger", "cannot start: %s", lade_strerror(err));
         goto out;
     }
-    LOG_I("charger", "%s starting (firmware " LADE_FIRMWARE_VERSION ")", lade_charger_id(c));
+    LOG_I("charger", "%s starting (firmware %s, build " LADE_FIRMWARE_VERSION ")",
+          lade_charger_id(c), lade_charger_firmware_version(c));
     if ((err = lade_loop_run(loop)) != LADE_OK) {
         LOG_E("charger", "event loop failed: %s", lade_strerror(err));
         goto out;
