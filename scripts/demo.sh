@@ -399,7 +399,9 @@ rollout_check() {
   local ro n=0
   ro=$(api POST "/api/lade/firmware/$fwid/rollout" '{"percent":100,"delayMaxS":0}' | jq -r .Id) || return 1
   echo "demo: API: rollout $ro of $fwver to 100%"
-  for _ in $(seq 600); do
+  # A charger restarts into the new firmware only when its car's session has ended (the
+  # simulated cars leave after 30-70 s), so this can take a minute or two.
+  for _ in $(seq 900); do
     n=$(api GET "/api/lade/rollouts/$ro" | jq -r .Counts.updated) || return 1
     [ "$n" = "$count" ] && break
     sleep 0.2

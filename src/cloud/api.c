@@ -1908,7 +1908,9 @@ static void h_firmware(struct ctx *c)
              * (docs/portal-api.md "Firmware"); without one, what it runs. */
             struct portal_fw *fw = portal_firmware(c->p);
             const struct portal_fw_report *r = fw ? portal_fw_report_get(fw, cs[i].id) : NULL;
-            if (r && r->version[0] && !v[0])
+            /* The twin's report is the freshest (it is re-sent at every update step); 911
+             * may come a telemetry interval later. */
+            if (r && r->known && r->version[0])
                 snprintf(v, sizeof v, "%s", r->version);
             const struct portal_fw_image *m =
                 r && r->hardware[0] ? portal_fw_newest(fw, r->hardware) : NULL;

@@ -212,7 +212,7 @@ static lade_err load(struct portal_fw *f)
         return err;
     if (sqlite3_prepare_v2(f->db,
                            "SELECT rollout_id, charger_id, status, reason, updated_s FROM"
-                           " fw_rollout_charger",
+                           " fw_rollout_charger ORDER BY rollout_id, charger_id",
                            -1, &s, NULL) != SQLITE_OK)
         return LADE_ERR_DB;
     while (sqlite3_step(s) == SQLITE_ROW) {
@@ -598,28 +598,43 @@ lade_err portal_fw_upload_finish(struct portal_fw_upload *u, char *why, size_t w
 
 /* ---- what chargers report ---- */
 
+/* Both per-charger arrays are kept sorted (binary search): a rollout over a large fleet looks
+ * every charger up on every step. */
+static size_t chg_lower(const struct portal_fw *f, int64_t id)
+{
+    size_t lo = 0, hi = f->n_chg;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (f->chg[mid].charger_id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static struct fw_chg *chg_get(struct portal_fw *f, int64_t id, bool add)
 {
-    for (size_t i = 0; i < f->n_chg; i++)
-        if (f->chg[i].charger_id == id)
-            return &f->chg[i];
+    size_t i = chg_lower(f, id);
+    if (i < f->n_chg && f->chg[i].charger_id == id)
+        return &f->chg[i];
     if (!add)
         return NULL;
     struct fw_chg *n = realloc(f->chg, (f->n_chg + 1) * sizeof *n);
     if (!n)
         return NULL;
     f->chg = n;
-    memset(&f->chg[f->n_chg], 0, sizeof *n);
-    f->chg[f->n_chg].charger_id = id;
-    return &f->chg[f->n_chg++];
+    memmove(&f->chg[i + 1], &f->chg[i], (f->n_chg - i) * sizeof *n);
+    f->n_chg++;
+    memset(&f->chg[i], 0, sizeof *n);
+    f->chg[i].charger_id = id;
+    return &f->chg[i];
 }
 
 const struct portal_fw_report *portal_fw_report_get(const struct portal_fw *f, int64_t charger_id)
 {
-    for (size_t i = 0; i < f->n_chg; i++)
-        if (f->chg[i].charger_id == charger_id)
-            return &f->chg[i].r;
-    return NULL;
+    size_t i = chg_lower(f, charger_id);
+    return i < f->n_chg && f->chg[i].charger_id == charger_id ? &f->chg[i].r : NULL;
 }
 
 static void rc_save(struct portal_fw *f, struct fw_rc *r);
@@ -710,7 +725,9 @@ void portal_fw_version_seen(struct portal_fw *f, int64_t charger_id, const char 
     if (!f)
         return;
     struct fw_chg *c = chg_get(f, charger_id, true);
-    if (c && strcmp(c->r.version, version) != 0) {
+    /* Only until the twin reported: its firmware object is re-sent at every update step, while
+     * an observation may be older than the last report. */
+    if (c && !c->r.known && strcmp(c->r.version, version) != 0) {
         snprintf(c->r.version, sizeof c->r.version, "%s", version);
         kick(f);
     }
@@ -763,18 +780,35 @@ const struct portal_fw_rollout *portal_fw_rollout_at(const struct portal_fw *f, 
     return i < f->n_ro ? &f->ro[i] : NULL;
 }
 
+static size_t rc_lower(const struct portal_fw *f, int64_t rollout_id, int64_t charger_id)
+{
+    size_t lo = 0, hi = f->n_rc;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct fw_rc *m = &f->rc[mid];
+        if (m->rollout_id < rollout_id ||
+            (m->rollout_id == rollout_id && m->charger_id < charger_id))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static struct fw_rc *rc_get(struct portal_fw *f, int64_t rollout_id, int64_t charger_id, bool add)
 {
-    for (size_t i = 0; i < f->n_rc; i++)
-        if (f->rc[i].rollout_id == rollout_id && f->rc[i].charger_id == charger_id)
-            return &f->rc[i];
+    size_t i = rc_lower(f, rollout_id, charger_id);
+    if (i < f->n_rc && f->rc[i].rollout_id == rollout_id && f->rc[i].charger_id == charger_id)
+        return &f->rc[i];
     if (!add)
         return NULL;
     struct fw_rc *n = realloc(f->rc, (f->n_rc + 1) * sizeof *n);
     if (!n)
         return NULL;
     f->rc = n;
-    struct fw_rc *r = &f->rc[f->n_rc++];
+    memmove(&f->rc[i + 1], &f->rc[i], (f->n_rc - i) * sizeof *n);
+    f->n_rc++;
+    struct fw_rc *r = &f->rc[i];
     memset(r, 0, sizeof *r);
     r->rollout_id = rollout_id;
     r->charger_id = charger_id;
