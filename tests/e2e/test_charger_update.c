@@ -235,6 +235,17 @@ static void test_update_confirmed(void **state)
     assert_true(h_charger_wait_status(&c, "\"link\":\"online\"", 20000));
     assert_true(h_wait_file_contains(c.log, "confirmed (self-test passed, hub reached)", 5000));
     assert_true(hn_log_count(&ng, "\"GET /fw/good.img") >= 1);
+    /* Counter 5 is now the device's: an image with counter 4 is a downgrade, refused before
+     * any byte is fetched. */
+    make_image("older.img", 4096, false, "k1", "9.0.9", 4, "lade-sim-1");
+    args = upgrade_args("older.img");
+    st = call(c.id, args, out, sizeof out);
+    free(args);
+    fprintf(stderr, "older.img: %d %s\n", st, out);
+    assert_int_equal(st, 400);
+    assert_non_null(strstr(out, "manifest refused"));
+    assert_int_equal(hn_log_count(&ng, "older.img"), 0);
+    assert_true(h_charger_wait_status(&c, "\"security_counter\":5", 2000));
     /* The same image again: nothing to do. */
     args = upgrade_args("good.img");
     st = call(c.id, args, out, sizeof out);
