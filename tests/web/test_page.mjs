@@ -378,14 +378,18 @@ async function openNetwork(what) {
   check((await netButton().getAttribute('aria-expanded')) === 'true', 'aria-expanded is not "true" on an open panel');
   check(await netPanel().isVisible(), 'the panel is not visible after opening it');
   const shown = await waitFor(what, async () => {
-    const facts = (await netPanel().locator(T('net-facts')).count()) > 0;
-    const msg = netPanel().locator(T('net-message'));
-    const m = (await msg.count()) ? ((await msg.first().textContent()) ?? '').trim() : '';
-    if (facts || (m && !/^Loading/.test(m))) {
-      const isErr = (await msg.count()) ? await msg.first().evaluate((e) => e.classList.contains('error')) : false;
-      return { facts, m, isErr };
-    }
-    return { ok: false, seen: m || '(empty panel)' };
+    // One atomic read of the panel: the answer replaces "Loading…" at any moment, and a locator
+    // taken before that would wait for an element that is gone.
+    const st = await netPanel().evaluate((p) => {
+      const msg = p.querySelector('[data-testid="net-message"]');
+      return {
+        facts: !!p.querySelector('[data-testid="net-facts"]'),
+        m: msg ? (msg.textContent ?? '').trim() : '',
+        isErr: msg ? msg.classList.contains('error') : false,
+      };
+    });
+    if (st.facts || (st.m && !/^Loading/.test(st.m))) return st;
+    return { ok: false, seen: st.m || '(empty panel)' };
   });
   check(netRequests === before + 1, `opening the panel made ${netRequests - before} network request(s), not 1`);
   return shown;
