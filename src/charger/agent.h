@@ -127,9 +127,8 @@ struct agent_net {
     } saved[LADE_BEARER_COUNT];
     struct lade_sockaddr dns[LADE_DHCP_MAX_ADDRS]; /* what the DNS stub was given */
     size_t n_dns;
-    int conn_bearer;    /* the bearer the current cloud connection was made over */
-    uint32_t conn_addr; /* ... and from which address (0: not known) */
-    bool restart_pending;
+    int conn_bearer;         /* the bearer the current cloud connection was made over */
+    uint32_t conn_addr;      /* ... and from which address (0: not known) */
     int16_t reported_signal; /* observation 809 as last sent */
     uint32_t carrier_changes, address_changes, reconnects, resets;
 };
@@ -160,7 +159,7 @@ struct upd {
     struct lade_fwfetch *fetch;
     struct lade_timer timer; /* rollout delay, deferred restart, trial deadline */
     uint32_t progress_pct;
-    bool restart_deferred, rollback_restart, resume_at_start;
+    bool rollback_restart, resume_at_start;
     char running_version[LADE_FWSLOT_VERSION_MAX + 1];
     char target_version[LADE_FWSLOT_VERSION_MAX + 1];
     char last_error[200];
@@ -207,8 +206,11 @@ struct lade_charger {
     struct ctl ctl;
     struct agent_net net;
     struct upd upd;
-    bool net_wait;    /* a connect is waiting for a network address */
-    char bind_if[16]; /* the interface the cloud link is bound to ("" none) */
+    bool net_wait; /* a connect is waiting for a network address */
+    /* A restart asked for by the updater or the watchdog, waiting for the session to end. */
+    struct lade_timer restart_defer_timer;
+    char restart_why[96]; /* "" none pending */
+    char bind_if[16];     /* the interface the cloud link is bound to ("" none) */
 
     uint8_t rx[RX_CAP];
     uint8_t tx[TX_CAP];
@@ -231,6 +233,10 @@ void agent_arm(struct lade_charger *c, struct lade_timer *t, uint64_t due_ms);
 /* Wall time in seconds on the charger's clock (trusted once NTP synced; see timesync.h). */
 int64_t agent_wall_s(const struct lade_charger *c);
 
+/* Restarts the agent (on a device: reboots) now, or — while a charging session is in progress —
+ * once it has ended (checked every 5 s; agent_restart_deferred says so). Never interrupts a car. */
+void agent_restart(struct lade_charger *c, const char *why);
+bool agent_restart_deferred(const struct lade_charger *c);
 /* Redials the cloud link now (not a failure: no back-off), e.g. the address changed. */
 void agent_redial(struct lade_charger *c, const char *reason);
 /* The network became ready: a connect waiting for it goes ahead. */

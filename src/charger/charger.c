@@ -209,6 +209,44 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
     agent_arm(c, &c->retry_timer, now + delay);
 }
 
+#define RESTART_DEFER_MS 5000u
+
+void agent_restart(struct lade_charger *c, const char *why)
+{
+    if (ctl_session_active(c)) {
+        if (!c->restart_why[0])
+            LOG_I(c->log_tag, "restart (%s) deferred: a charging session is in progress", why);
+        snprintf(c->restart_why, sizeof c->restart_why, "%s", why);
+        agent_arm(c, &c->restart_defer_timer, lade_mono_ms() + RESTART_DEFER_MS);
+        agent_write_status(c);
+        return;
+    }
+    c->restart_why[0] = 0;
+    if (!c->on_restart) {
+        LOG_W(c->log_tag, "%s, but this agent cannot restart itself", why);
+        return;
+    }
+    LOG_I(c->log_tag, "restarting: %s", why);
+    c->on_restart(c->restart_ud);
+}
+
+bool agent_restart_deferred(const struct lade_charger *c)
+{
+    return c->restart_why[0] != 0;
+}
+
+static void on_restart_defer_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
+{
+    (void)loop;
+    (void)t;
+    struct lade_charger *c = ud;
+    if (c->restart_why[0]) {
+        char why[sizeof c->restart_why];
+        memcpy(why, c->restart_why, sizeof why);
+        agent_restart(c, why);
+    }
+}
+
 void agent_redial(struct lade_charger *c, const char *reason)
 {
     if (c->link != LADE_LINK_CONNECTING && c->link != LADE_LINK_ONLINE)
@@ -958,6 +996,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     lade_timer_init(&c->mqtt_timer, on_mqtt_timer, c);
     lade_timer_init(&c->telemetry_timer, on_telemetry_timer, c);
     lade_timer_init(&c->renew_timer, on_renew_timer, c);
+    lade_timer_init(&c->restart_defer_timer, on_restart_defer_timer, c);
     c->on_restart = o->on_restart;
     c->restart_ud = o->restart_ud;
     err = upd_init(c); /* the boot decision: which firmware runs (observation 911) */
@@ -1020,6 +1059,7 @@ void lade_charger_stop(struct lade_charger *c)
     }
     set_link(c, LADE_LINK_STOPPED);
     lade_timer_cancel(c->loop, &c->retry_timer);
+    lade_timer_cancel(c->loop, &c->restart_defer_timer);
     lade_dnsres_cancel(c->dnsq);
     c->dnsq = NULL;
     lade_dnsres_cancel(c->ntpq);

@@ -34,8 +34,7 @@
 #define NET_FILE        "net.json"
 #define NET_RETRY_MS    10000 /* an interface that is not there yet (USB modem) */
 #define NET_TICK_MAX_MS 60000
-#define NET_DEFER_MS    30000 /* a restart asked while a session runs: look again */
-#define LEASE_MARGIN_S  10    /* a stored lease this close to expiry is not asked for */
+#define LEASE_MARGIN_S  10 /* a stored lease this close to expiry is not asked for */
 static const char *const KIND_KEY[LADE_BEARER_COUNT] = {"wired", "wifi", "lte"};
 
 static void ip4(uint32_t a, char *buf, size_t cap)
@@ -304,7 +303,7 @@ bool net_ready(struct lade_charger *c, char *why, size_t cap, const char **bind_
 
 /* Something the cloud link depends on changed: redial when the connection's ground is gone,
  * connect when it was waiting. */
-static void check_link(struct lade_charger *c, const char *what)
+static void check_link(struct lade_charger *c)
 {
     struct agent_net *n = &c->net;
     bool connected = c->link == LADE_LINK_CONNECTING || c->link == LADE_LINK_ONLINE;
@@ -322,7 +321,6 @@ static void check_link(struct lade_charger *c, const char *what)
             snprintf(why, sizeof why, "network address changed (%s -> %s)", a, b[0] ? b : "none");
             agent_redial(c, why);
         }
-        (void)what;
         return;
     }
     agent_net_changed(c);
@@ -411,23 +409,6 @@ static lade_err open_netif(struct lade_charger *c, int k)
     return LADE_OK;
 }
 
-static void restart_now(struct lade_charger *c)
-{
-    if (ctl_session_active(c)) {
-        c->net.restart_pending = true;
-        LOG_W(c->log_tag, "watchdog restart deferred: a charging session is in progress");
-        schedule(c, lade_mono_ms() + NET_DEFER_MS);
-        return;
-    }
-    c->net.restart_pending = false;
-    if (!c->on_restart) {
-        LOG_W(c->log_tag, "watchdog asked for a restart; this agent cannot restart itself");
-        return;
-    }
-    LOG_W(c->log_tag, "watchdog: the cloud stayed unreachable; restarting the agent");
-    c->on_restart(c->restart_ud);
-}
-
 static void do_action(struct lade_charger *c, const struct lade_bearer_action *a)
 {
     struct agent_net *n = &c->net;
@@ -461,7 +442,7 @@ static void do_action(struct lade_charger *c, const struct lade_bearer_action *a
             agent_redial(c, "watchdog: the cloud was unreachable; reconnecting");
         break;
     case LADE_BEARER_ACT_RESTART:
-        restart_now(c);
+        agent_restart(c, "watchdog: the cloud stayed unreachable on every bearer");
         break;
     }
 }
@@ -488,8 +469,6 @@ static void on_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
     lade_bearer_step(&n->bm, now, &out);
     for (uint32_t i = 0; i < out.n_actions; i++)
         do_action(c, &out.actions[i]);
-    if (n->restart_pending && !ctl_session_active(c))
-        restart_now(c);
     if (out.next_step_ms < next)
         next = out.next_step_ms;
     int16_t sig = n->bm.active != LADE_BEARER_NONE ? n->bm.slot[n->bm.active].link.signal
@@ -506,7 +485,7 @@ static void on_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
         update_dns(c);
         agent_write_status(c);
     }
-    check_link(c, "network");
+    check_link(c);
     schedule(c, next);
 }
 

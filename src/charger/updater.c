@@ -32,7 +32,6 @@
 #define UPD_DIR           "firmware"
 #define UPD_PENDING       "pending.json"
 #define UPD_FETCH_STATE   "fetch.state"
-#define UPD_DEFER_MS      5000u /* a restart waiting for the session to end: look again */
 #define UPD_SELFTEST_FAIL "LADE-SELFTEST-FAIL" /* test images: the self-test fails on this */
 #define UPD_DELAY_MAX_S   (7u * 86400u)
 
@@ -83,29 +82,6 @@ static void refresh_versions(struct lade_charger *c)
 const char *upd_running_version(const struct lade_charger *c)
 {
     return c->upd.running_version[0] ? c->upd.running_version : LADE_FIRMWARE_VERSION;
-}
-
-/* ---- restart (a reboot on a device) ---- */
-
-static void restart_when_idle(struct lade_charger *c, const char *why)
-{
-    struct upd *u = &c->upd;
-    if (ctl_session_active(c)) {
-        if (!u->restart_deferred)
-            LOG_I(c->log_tag, "firmware: restart (%s) deferred: a charging session is running",
-                  why);
-        u->restart_deferred = true;
-        agent_arm(c, &u->timer, lade_mono_ms() + UPD_DEFER_MS);
-        agent_write_status(c);
-        return;
-    }
-    u->restart_deferred = false;
-    if (!c->on_restart) {
-        LOG_W(c->log_tag, "firmware: %s, but this agent cannot restart itself", why);
-        return;
-    }
-    LOG_I(c->log_tag, "firmware: restarting (%s)", why);
-    c->on_restart(c->restart_ud);
 }
 
 /* ---- the pending request ---- */
@@ -244,7 +220,7 @@ static void on_fetched(void *ud, lade_err err, const char *reason,
     pending_clear(c);
     u->progress_pct = 100;
     set_state(c, UPD_RESTART, NULL);
-    restart_when_idle(c, "new firmware installed, trying it");
+    agent_restart(c, "new firmware installed, trying it");
 }
 
 static void start_download(struct lade_charger *c)
@@ -328,20 +304,15 @@ static void on_timer(struct lade_loop *loop, struct lade_timer *t, void *ud)
     case UPD_DELAY:
         start_download(c);
         break;
-    case UPD_RESTART:
-        restart_when_idle(c, "new firmware installed, trying it");
-        break;
     case UPD_TRIAL:
         /* The new firmware did not reach the hub in time: back to the good slot. */
         if (lade_fwslot_file_rollback(u->slots, LADE_FWSLOT_WHY_HUB) == LADE_OK) {
             set_state(c, UPD_FAILED, "new firmware did not reach the hub in time: rolled back");
             u->state = UPD_RESTART;
-            restart_when_idle(c, "rolled back");
+            agent_restart(c, "rolled back");
         }
         break;
     default:
-        if (u->restart_deferred)
-            restart_when_idle(c, "rolled back");
         break;
     }
 }
@@ -543,7 +514,7 @@ void upd_start(struct lade_charger *c)
 {
     struct upd *u = &c->upd;
     if (u->state == UPD_RESTART && u->rollback_restart)
-        restart_when_idle(c, "rolled back after a failed self-test");
+        agent_restart(c, "rolled back after a failed self-test");
     else if (u->state == UPD_TRIAL)
         agent_arm(c, &u->timer, lade_mono_ms() + (uint64_t)c->set.firmware_confirm_s * 1000u);
     else if (u->state == UPD_DELAY && u->resume_at_start)
@@ -603,7 +574,7 @@ static void fill(const struct lade_charger *c, cJSON *o, bool camel)
         cJSON_AddStringToObject(o, "target", u->target_version);
     if (u->state == UPD_DOWNLOADING || u->state == UPD_INSTALLING)
         cJSON_AddNumberToObject(o, "progress", u->progress_pct);
-    if (u->restart_deferred)
+    if (agent_restart_deferred(c))
         cJSON_AddBoolToObject(o, camel ? "restartDeferred" : "restart_deferred", true);
     cJSON_AddStringToObject(o, camel ? "lastError" : "last_error", u->last_error);
 }
