@@ -157,4 +157,21 @@ lade_err lade_tls_conn_error(const struct lade_tls_conn *c);
 /* Byte counters and handshake facts. */
 void lade_tls_conn_stats(const struct lade_tls_conn *c, struct lade_tls_stats *out);
 
+/* The certificate the server presented, kept for diagnostics once the handshake has seen it —
+ * also when verification failed (lade-check tells a TLS-inspecting firewall, whose certificate
+ * another CA issued, from a wrong host name or an expired certificate). Texts are OpenSSL's
+ * one-line forms ("CN = hub.lade.test"), cut to fit. */
+struct lade_tls_peer {
+    int have_cert;         /* a certificate was received */
+    long verify_code;      /* X509_V_OK (0) or OpenSSL's X509_V_ERR_* */
+    char verify_error[96]; /* "" when verified; else e.g. "unable to get local issuer ..." */
+    char subject[192];     /* of the server's (leaf) certificate */
+    char issuer[192];      /* who issued the leaf */
+    char top_issuer[192];  /* issuer of the last certificate the server sent (its root CA) */
+    char not_after[32];    /* leaf expiry, "Dec  3 16:00:00 2027 GMT" */
+    unsigned chain_len;    /* certificates the server sent */
+};
+/* Copies what is known (have_cert 0 before the certificate arrived). */
+void lade_tls_conn_peer(const struct lade_tls_conn *c, struct lade_tls_peer *out);
+
 #endif

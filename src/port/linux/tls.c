@@ -73,6 +73,7 @@ struct lade_tls_conn {
     int addr_index;
 
     void (*fd_close_cb)(void *ud, int fd);
+    struct lade_tls_peer peer; /* for diagnostics (lade_tls_conn_peer) */
     void *fd_close_ud;
 
     /* Loop driving (lade_tls_conn_attach). */
@@ -401,6 +402,54 @@ static lade_err tcp_start_next(struct lade_tls_conn *c)
     return c->last_tcp_err;
 }
 
+static void name_line(X509_NAME *n, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    BIO *b = n ? BIO_new(BIO_s_mem()) : NULL;
+    if (!b)
+        return;
+    if (X509_NAME_print_ex(b, n, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        int len = BIO_read(b, buf, (int)cap - 1);
+        buf[len > 0 ? len : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
+/* Records the server's certificate and the verification result (before the SSL object goes:
+ * a failed handshake frees it). The chain is the one the server sent, kept also when
+ * verification rejected it. */
+static void capture_peer(struct lade_tls_conn *c)
+{
+    struct lade_tls_peer *p = &c->peer;
+    memset(p, 0, sizeof *p);
+    STACK_OF(X509) *chain = c->ssl ? SSL_get_peer_cert_chain(c->ssl) : NULL;
+    int n = chain ? sk_X509_num(chain) : 0;
+    if (n <= 0)
+        return;
+    X509 *leaf = sk_X509_value(chain, 0);
+    X509 *top = sk_X509_value(chain, n - 1);
+    p->have_cert = 1;
+    p->chain_len = (unsigned)n;
+    p->verify_code = SSL_get_verify_result(c->ssl);
+    if (p->verify_code != X509_V_OK)
+        snprintf(p->verify_error, sizeof p->verify_error, "%s",
+                 X509_verify_cert_error_string(p->verify_code));
+    name_line(X509_get_subject_name(leaf), p->subject, sizeof p->subject);
+    name_line(X509_get_issuer_name(leaf), p->issuer, sizeof p->issuer);
+    name_line(X509_get_issuer_name(top), p->top_issuer, sizeof p->top_issuer);
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b && ASN1_TIME_print(b, X509_get0_notAfter(leaf)) == 1) {
+        int len = BIO_read(b, p->not_after, (int)sizeof p->not_after - 1);
+        p->not_after[len > 0 ? len : 0] = '\0';
+    }
+    BIO_free(b);
+}
+
+void lade_tls_conn_peer(const struct lade_tls_conn *c, struct lade_tls_peer *out)
+{
+    *out = c->peer;
+}
+
 /* Classifies a failed SSL call. handshake: during the handshake (EOF is then a TLS failure,
  * and a verification failure is LADE_ERR_CERT). *want gets the fd event for LADE_ERR_AGAIN. */
 static lade_err map_ssl_error(struct lade_tls_conn *c, int ret, int handshake, uint32_t *want)
@@ -436,6 +485,7 @@ static lade_err map_ssl_error(struct lade_tls_conn *c, int ret, int handshake, u
         break;
     }
     if (handshake) {
+        capture_peer(c);
         long vr = SSL_get_verify_result(c->ssl);
         if (vr != X509_V_OK) {
             LOG_W(MOD, "%s: server certificate not trusted: %s", c->host,
@@ -583,6 +633,7 @@ lade_err lade_tls_conn_step(struct lade_tls_conn *c, uint32_t *want, uint64_t *d
             c->hs_in = c->bytes_in;
             c->hs_out = c->bytes_out;
             c->hs_done = 1;
+            capture_peer(c);
             tls_set_state(c, LADE_TLS_ESTABLISHED);
             addr_str(c, c->addr_index, as, sizeof as);
             LOG_I(MOD, "%s: %s %s with %s, handshake %llu B out / %llu B in", c->host,
