@@ -73,9 +73,14 @@ const char *lade_dhcp_type_name(int type);
  *   REQUEST_REBINDING   addr    -                   -                yes       broadcast
  *   DECLINE             0       addr (MUST)         server_id (MUST) -         broadcast
  *   RELEASE             addr    -                   server_id (MUST) -         server (unicast)
+ *   INFORM              addr    -                   -                yes       broadcast or server
  *
  * Options 53 and 61 (client id, if given) are in every kind; 56 (message) only in DECLINE and
- * RELEASE. The parameter request list (55) is always 1, 3, 6, 42, 51, 54, 58, 59. */
+ * RELEASE. The parameter request list (55) is always 1, 3, 6, 42, 51, 54, 58, 59. The broadcast
+ * flag is never set in a kind with ciaddr (the server answers to ciaddr, RFC 2131 §4.1).
+ * INFORM (RFC 2131 §3.4, §4.4.3): a client that has an address (configured by other means)
+ * asks for the other parameters; the server's DHCPACK goes to ciaddr and takes no lease
+ * (decode it with lade_dhcp_decode_inform_ack). */
 enum lade_dhcp_kind {
     LADE_DHCP_KIND_DISCOVER = 0,
     LADE_DHCP_KIND_REQUEST_SELECTING,
@@ -84,6 +89,7 @@ enum lade_dhcp_kind {
     LADE_DHCP_KIND_REQUEST_REBINDING,
     LADE_DHCP_KIND_DECLINE,
     LADE_DHCP_KIND_RELEASE,
+    LADE_DHCP_KIND_INFORM,
 };
 
 struct lade_dhcp_msg {
@@ -143,11 +149,11 @@ struct lade_dhcp_reply {
 /* Decodes a server reply found in a UDP payload buf[0..len).
  *   chaddr: our Ethernet address; xid: the transaction we expect.
  * Results:
- *   LADE_OK            *out is filled
- *   LADE_ERR_NOT_FOUND a well-formed BOOTP reply header for another transaction or client (xid or
- *                      chaddr differ): not for us, ignore quietly (other clients' broadcast
- * replies) LADE_ERR_TOO_BIG   len > LADE_DHCP_MAX_REPLY LADE_ERR_PROTO     anything malformed or
- * not acceptable:
+ *   - LADE_OK: *out is filled.
+ *   - LADE_ERR_NOT_FOUND: a well-formed BOOTP reply header for another transaction or client
+ *     (xid or chaddr differ): not for us, ignore quietly (other clients' broadcast replies).
+ *   - LADE_ERR_TOO_BIG: len > LADE_DHCP_MAX_REPLY.
+ *   - LADE_ERR_PROTO: anything malformed or not acceptable:
  *     - shorter than LADE_DHCP_MIN_LEN, op != 2 (BOOTREPLY), htype != 1, hlen != 6, bad cookie;
  *     - an option whose length byte is missing or runs past its area; an area without END
  *       (options field, and file/sname when overloaded);
@@ -164,6 +170,15 @@ struct lade_dhcp_reply {
 lade_err lade_dhcp_decode_reply(const uint8_t *buf, size_t len, uint32_t xid,
                                 const uint8_t chaddr[6],
                                 struct lade_dhcp_reply *out) LADE_MUST_CHECK;
+
+/* Decodes the server's answer to a DHCPINFORM (RFC 2131 §4.3.5): a DHCPACK that carries the
+ * configuration parameters but no address — yiaddr is normally 0 (reported as sent, not
+ * checked) and a lease time (51, 58, 59) is usually absent. Every other rule of
+ * lade_dhcp_decode_reply applies (the same implementation), except that only an ACK is
+ * accepted: an OFFER or a NAK for this xid and chaddr is LADE_ERR_PROTO. */
+lade_err lade_dhcp_decode_inform_ack(const uint8_t *buf, size_t len, uint32_t xid,
+                                     const uint8_t chaddr[6],
+                                     struct lade_dhcp_reply *out) LADE_MUST_CHECK;
 
 /* True for an address a host may use or talk to: not 0/8, not 127/8, not 224/4 or above. */
 bool lade_ipv4_unicast(uint32_t addr);

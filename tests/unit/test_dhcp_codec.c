@@ -152,6 +152,51 @@ static void test_encode_decline_release(void **state)
     assert_false(c.has55 || c.has57 || c.has12 || c.has56);
 }
 
+/* INFORM (RFC 2131 §4.4.3): ciaddr = our address, no 50/54, parameters asked for, no broadcast
+ * flag (the ACK goes to ciaddr); an address is required. */
+static void test_encode_inform(void **state)
+{
+    (void)state;
+    struct cmsg c;
+    size_t n, size;
+    struct lade_dhcp_msg m = base_msg(LADE_DHCP_KIND_INFORM);
+    m.broadcast = true;
+    encode(&m, &c, &n);
+    assert_int_equal(n, LADE_DHCP_BOOTP_MIN);
+    assert_int_equal(c.type, LADE_DHCP_INFORM);
+    assert_int_equal(c.ciaddr, YI);
+    assert_false(c.has50); /* MUST NOT (Table 5) */
+    assert_false(c.has54); /* MUST NOT */
+    assert_false(c.has56);
+    assert_true(c.has55 && c.has57 && c.has12);
+    static const uint8_t prl[] = {1, 3, 6, 42, 51, 54, 58, 59};
+    assert_int_equal(c.prl_len, sizeof prl);
+    assert_memory_equal(c.prl, prl, sizeof prl);
+    assert_int_equal(c.flags, 0);
+    assert_true(c.ended);
+
+    /* minimal: no client id, hostname or option 57 */
+    m = base_msg(LADE_DHCP_KIND_INFORM);
+    m.client_id = NULL;
+    m.hostname = NULL;
+    m.max_msg_size = 0;
+    uint8_t buf[600];
+    assert_int_equal(lade_dhcp_encode(&m, buf, sizeof buf, &n), LADE_OK);
+    assert_true(parse_client(buf, n, &c));
+    assert_int_equal(c.type, LADE_DHCP_INFORM);
+    assert_int_equal(c.ciaddr, YI);
+    assert_false(c.has61 || c.has57 || c.has12 || c.has50 || c.has54);
+    assert_true(c.has55);
+
+    /* the address is required and must be usable */
+    static const uint32_t bad[] = {0, LADE_IPV4(127, 0, 0, 1), LADE_IPV4(224, 0, 0, 1),
+                                   LADE_IPV4_BROADCAST};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m.addr = bad[i];
+        assert_int_equal(lade_dhcp_msg_size(&m, &size), LADE_ERR_INVAL);
+    }
+}
+
 static void test_encode_invalid(void **state)
 {
     (void)state;
@@ -592,6 +637,101 @@ static void test_decode_yiaddr(void **state)
     assert_int_equal(dec(build_reply(B, &s), &r), LADE_OK);
 }
 
+/* The ACK to an INFORM: yiaddr 0 (or whatever was sent), usually no lease time; only an ACK. */
+static void test_decode_inform_ack(void **state)
+{
+    (void)state;
+    struct lade_dhcp_reply r;
+    struct srv_reply s = {
+        .type = LADE_DHCP_ACK,
+        .xid = XID,
+        .yiaddr = 0,
+        .server_id = SERVER,
+        .mask = LADE_IPV4(255, 255, 255, 0),
+        .routers = {SERVER},
+        .n_routers = 1,
+        .dns = {LADE_IPV4(192, 168, 7, 2)},
+        .n_dns = 1,
+        .ntp = {LADE_IPV4(192, 168, 7, 4)},
+        .n_ntp = 1,
+    };
+    size_t n = build_reply(B, &s);
+    /* the client machine's decoder refuses it (no usable yiaddr) ... */
+    assert_int_equal(dec(n, &r), LADE_ERR_PROTO);
+    /* ... the INFORM decoder takes it */
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_OK);
+    assert_int_equal(r.type, LADE_DHCP_ACK);
+    assert_int_equal(r.xid, XID);
+    assert_int_equal(r.yiaddr, 0);
+    assert_true(r.has_server_id && r.server_id == SERVER);
+    assert_true(r.has_subnet && r.subnet_mask == LADE_IPV4(255, 255, 255, 0));
+    assert_false(r.has_lease || r.has_t1 || r.has_t2);
+    assert_int_equal(r.n_routers, 1);
+    assert_int_equal(r.routers[0], SERVER);
+    assert_int_equal(r.n_dns, 1);
+    assert_int_equal(r.dns[0], LADE_IPV4(192, 168, 7, 2));
+    assert_int_equal(r.n_ntp, 1);
+
+    /* some servers fill yiaddr with ciaddr, or give a lease time anyway: reported as sent */
+    s.yiaddr = YI;
+    s.lease_s = 600;
+    n = build_reply(B, &s);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_OK);
+    assert_int_equal(r.yiaddr, YI);
+    assert_true(r.has_lease && r.lease_s == 600);
+    s.yiaddr = LADE_IPV4_BROADCAST;
+    n = build_reply(B, &s);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_OK);
+    assert_int_equal(r.yiaddr, LADE_IPV4_BROADCAST);
+
+    /* no DNS option: n_dns 0 */
+    s.n_dns = 0;
+    n = build_reply(B, &s);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_OK);
+    assert_int_equal(r.n_dns, 0);
+
+    /* only an ACK */
+    s.yiaddr = YI;
+    s.type = LADE_DHCP_OFFER;
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, build_reply(B, &s), XID, MAC, &r),
+                     LADE_ERR_PROTO);
+    s.type = LADE_DHCP_NAK;
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, build_reply(B, &s), XID, MAC, &r),
+                     LADE_ERR_PROTO);
+    s.type = LADE_DHCP_ACK;
+
+    /* not ours: another xid or client */
+    n = build_reply(B, &s);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID + 1, MAC, &r), LADE_ERR_NOT_FOUND);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, OTHER_MAC, &r), LADE_ERR_NOT_FOUND);
+
+    /* the same strictness as the reply decoder: framing, fixed sizes, server id, size, args */
+    n = mk_header(B, XID, MAC, 0);
+    n = add_opt8(B, n, 53, LADE_DHCP_ACK);
+    n = add_opt(B, n, 54, "\xc0\xa8\x07", 3); /* server id of 3 bytes */
+    n = add_end(B, n);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_ERR_PROTO);
+    n = mk_header(B, XID, MAC, 0);
+    n = add_opt8(B, n, 53, LADE_DHCP_ACK);
+    n = add_opt32(B, n, 54, LADE_IPV4(127, 0, 0, 1));
+    n = add_end(B, n);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_ERR_PROTO);
+    n = mk_header(B, XID, MAC, 0);
+    n = add_opt8(B, n, 53, LADE_DHCP_ACK); /* no END */
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_ERR_PROTO);
+    n = mk_header(B, XID, MAC, 0);
+    n = add_opt8(B, n, 53, LADE_DHCP_ACK);
+    n = add_end(B, n);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_OK);
+    assert_false(r.has_server_id);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, 239, XID, MAC, &r), LADE_ERR_PROTO);
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, LADE_DHCP_MAX_REPLY + 1, XID, MAC, &r),
+                     LADE_ERR_TOO_BIG);
+    assert_int_equal(lade_dhcp_decode_inform_ack(NULL, n, XID, MAC, &r), LADE_ERR_INVAL);
+    B[0] = 1; /* a BOOTREQUEST (our own INFORM seen on the wire) */
+    assert_int_equal(lade_dhcp_decode_inform_ack(B, n, XID, MAC, &r), LADE_ERR_PROTO);
+}
+
 /* Puts the options of the test into file (and/or sname) and option 52 in the options field. */
 static void test_decode_overload(void **state)
 {
@@ -835,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_decode_fixed_options),   cmocka_unit_test(test_decode_address_lists),
         cmocka_unit_test(test_decode_yiaddr),          cmocka_unit_test(test_decode_overload),
         cmocka_unit_test(test_ipv4_helpers),           cmocka_unit_test(test_ipv4_udp),
+        cmocka_unit_test(test_encode_inform),          cmocka_unit_test(test_decode_inform_ack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

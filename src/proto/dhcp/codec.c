@@ -125,6 +125,12 @@ static bool layout_of(enum lade_dhcp_kind k, struct layout *l)
         l->type = LADE_DHCP_RELEASE;
         l->ciaddr = l->server_id = l->message = true;
         return true;
+    case LADE_DHCP_KIND_INFORM:
+        /* RFC 2131 §4.4.3: ciaddr = the address the client already has; no 50/54 (§4.4.1
+         * Table 5: "MUST NOT"); it asks for parameters with 55 like a DISCOVER. */
+        l->type = LADE_DHCP_INFORM;
+        l->ciaddr = l->params = true;
+        return true;
     }
     return false;
 }
@@ -359,8 +365,11 @@ static lade_err get_addr_list(const struct area *areas, size_t n_areas, uint8_t 
     return LADE_OK;
 }
 
-lade_err lade_dhcp_decode_reply(const uint8_t *buf, size_t len, uint32_t xid,
-                                const uint8_t chaddr[6], struct lade_dhcp_reply *out)
+/* The one decoder behind lade_dhcp_decode_reply (inform false: OFFER/ACK/NAK, yiaddr checked)
+ * and lade_dhcp_decode_inform_ack (inform true: only an ACK, yiaddr as sent — RFC 2131 §4.3.5
+ * says the server does not fill it in for an INFORM). */
+static lade_err decode(const uint8_t *buf, size_t len, uint32_t xid, const uint8_t chaddr[6],
+                       bool inform, struct lade_dhcp_reply *out)
 {
     if (!buf || !chaddr || !out)
         return LADE_ERR_INVAL;
@@ -407,12 +416,14 @@ lade_err lade_dhcp_decode_reply(const uint8_t *buf, size_t len, uint32_t xid,
     if (get_fixed(areas, n_areas, OPT_MSG_TYPE, b, 1) != 1)
         return LADE_ERR_PROTO;
     out->type = b[0];
-    if (out->type != LADE_DHCP_OFFER && out->type != LADE_DHCP_ACK && out->type != LADE_DHCP_NAK)
+    if (inform ? out->type != LADE_DHCP_ACK
+               : (out->type != LADE_DHCP_OFFER && out->type != LADE_DHCP_ACK &&
+                  out->type != LADE_DHCP_NAK))
         return LADE_ERR_PROTO;
 
     out->yiaddr = get32(buf + OFF_YIADDR);
     out->siaddr = get32(buf + OFF_SIADDR);
-    if (out->type != LADE_DHCP_NAK && !lade_ipv4_unicast(out->yiaddr))
+    if (!inform && out->type != LADE_DHCP_NAK && !lade_ipv4_unicast(out->yiaddr))
         return LADE_ERR_PROTO;
 
     int r = get_fixed(areas, n_areas, OPT_SERVER_ID, b, 4);
@@ -470,4 +481,16 @@ lade_err lade_dhcp_decode_reply(const uint8_t *buf, size_t len, uint32_t xid,
         out->message[k] = '\0';
     }
     return LADE_OK;
+}
+
+lade_err lade_dhcp_decode_reply(const uint8_t *buf, size_t len, uint32_t xid,
+                                const uint8_t chaddr[6], struct lade_dhcp_reply *out)
+{
+    return decode(buf, len, xid, chaddr, false, out);
+}
+
+lade_err lade_dhcp_decode_inform_ack(const uint8_t *buf, size_t len, uint32_t xid,
+                                     const uint8_t chaddr[6], struct lade_dhcp_reply *out)
+{
+    return decode(buf, len, xid, chaddr, true, out);
 }
