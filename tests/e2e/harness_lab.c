@@ -331,6 +331,8 @@ void h_lab_up(struct h_lab *lab, const struct h_lab_opts *opts)
     for (int i = 0; i < 3; i++)
         if (opts->ntp_offset_s[i])
             add(args, sizeof args, " --ntp-offset %d:%d", i + 1, opts->ntp_offset_s[i]);
+    if (opts->fw)
+        add(args, sizeof args, " --fw");
     if (opts->hub) {
         add(args, sizeof args, " --hub --build '%s'", h_build_dir());
         if (opts->hub_extra_conf) {
@@ -364,6 +366,9 @@ void h_lab_up(struct h_lab *lab, const struct h_lab_opts *opts)
     snprintf(hub->ca, sizeof hub->ca, "%s/pki/ca.pem", lab->dir);
     snprintf(hub->host, sizeof hub->host, "%s", H_LAB_HUB_HOST);
     hub->port = H_LAB_HUB_PORT;
+    snprintf(lab->ca, sizeof lab->ca, "%s/pki/ca.pem", lab->dir);
+    snprintf(lab->intercept_ca, sizeof lab->intercept_ca, "%s/pki-intercept/ca.pem", lab->dir);
+    snprintf(lab->fw_www, sizeof lab->fw_www, "%s/fw/www", lab->dir);
     lab->up = true;
 }
 
@@ -496,6 +501,11 @@ void h_lab_link(struct h_lab *lab, int charger, bool up)
 void h_lab_loss(struct h_lab *lab, int charger, int percent)
 {
     h_lab_must(lab, "loss %d %d", charger, percent);
+}
+
+void h_lab_intercept(struct h_lab *lab, bool on)
+{
+    h_lab_must(lab, "intercept %s", on ? "on" : "off");
 }
 
 bool h_lab_lease(const struct h_lab *lab, int charger, char ip[16])

@@ -1,5 +1,6 @@
 /* The site-network lab for e2e tests: chargers on a site LAN behind a NAT router with DHCP,
- * DNS and a firewall, and an "internet" with the hub, NTP servers and two public resolvers,
+ * DNS and a firewall (optionally TLS-inspecting), and an "internet" with the hub, NTP servers,
+ * three HTTPS firmware hosts and two public resolvers,
  * each in a network namespace of its own with no route off the machine. A C face over
  * tests/lab/lab.sh (which does the work, and can be used by hand): docs/lab.md has the
  * topology, the addresses and every knob.
@@ -34,13 +35,28 @@
 #define H_LAB_NTP1_ADDR      "198.51.100.21" /* ntp1.lade.test */
 #define H_LAB_NTP2_ADDR      "198.51.100.22"
 #define H_LAB_NTP3_ADDR      "198.51.100.23"
-#define H_LAB_FW1_ADDR       "198.51.100.31" /* fw1..3.lade.test: names only, for now */
+#define H_LAB_FW1_ADDR       "198.51.100.31" /* fw1..3.lade.test: HTTPS with opts.fw */
 #define H_LAB_FW2_ADDR       "198.51.100.32"
 #define H_LAB_FW3_ADDR       "198.51.100.33"
 #define H_LAB_RESOLVER1_ADDR "198.51.100.53" /* stands in for 8.8.8.8 */
 #define H_LAB_RESOLVER2_ADDR "198.51.100.54" /* stands in for 1.1.1.1 */
 #define H_LAB_CHARGER_IF     "eth0"
 #define H_LAB_SPOOF_ANSWER   "198.51.100.99" /* H_LAB_DNS_SPOOF_*'s forgeries: nothing there */
+
+#define H_LAB_FW1_HOST "fw1.lade.test"
+#define H_LAB_FW2_HOST "fw2.lade.test"
+#define H_LAB_FW3_HOST "fw3.lade.test"
+#define H_LAB_FW_PORT  443
+/* A file every firmware host serves (from lab.fw_www), and its content (one line). */
+#define H_LAB_FW_FILE      "lab-fw.txt"
+#define H_LAB_FW_FILE_TEXT "lade lab firmware host\n"
+/* Subject CNs of the two CAs: lab.ca (hub, firmware hosts) and lab.intercept_ca. */
+#define H_LAB_CA_CN           "lade lab CA"
+#define H_LAB_INTERCEPT_CA_CN "lade lab inspection CA"
+/* With h_lab_intercept on, LAN -> internet TCP to these ports ends at the router's own TLS
+ * server (192.168.77.1:H_LAB_INTERCEPT_PORT_443 / _8883). */
+#define H_LAB_INTERCEPT_PORT_443  10443
+#define H_LAB_INTERCEPT_PORT_8883 18883
 
 /* lade-factory arguments that point a charger's factory settings at the lab (append them to
  * h_charger_provision's factory_args; the hub host, port and CA come from lab.hub). The hosts
@@ -102,6 +118,7 @@ struct h_lab_opts {
     int ntp_servers;            /* 1..3 (default 1): ntp1..N, all named ntp.lade.test */
     int ntp_offset_s[3];        /* [0] is ntp1: non-zero = a scripted server that far off */
     bool hub;                   /* Mosquitto + lade_hub.so on hub.lade.test:8883 */
+    bool fw;                    /* the firmware hosts: HTTPS on fw1..3.lade.test:443 */
     const char *hub_extra_conf; /* lines appended to its mosquitto.conf (may be NULL) */
 };
 
@@ -119,6 +136,15 @@ struct h_lab {
      * ca (the lab CA the chargers trust), log, host hub.lade.test, port 8883. pid stays 0:
      * stop and start it with h_lab_cmd(lab, "stop hub") / ("start hub"). */
     struct h_hub hub;
+    char ca[600]; /* the lab CA (<dir>/pki/ca.pem, same as hub.ca): hub and firmware hosts */
+    /* The inspecting firewall's own CA (<dir>/pki-intercept/ca.pem, CN H_LAB_INTERCEPT_CA_CN),
+     * made at h_lab_up: what its certificates are signed with while h_lab_intercept is on. */
+    char intercept_ca[600];
+    /* What the firmware hosts serve (<dir>/fw/www/, shared by fw1..3; H_LAB_FW_FILE is there
+     * from the start): put firmware images here. Their access logs are
+     * <dir>/log/fw<I>-access.log. Stop or start them with h_lab_cmd(lab, "stop fw") / "start
+     * fw" (all three) or "stop fw2"; silence one with h_lab_host(lab, "fw1", false). */
+    char fw_www[600];
     char tmp[512]; /* a scratch directory of the test's (removed at exit) */
     pid_t spawned[32];
     int nspawned;
@@ -165,6 +191,15 @@ void h_lab_host(struct h_lab *lab, const char *host, bool up);
 void h_lab_link(struct h_lab *lab, int charger, bool up);
 /* Drops percent % of charger I's packets both ways (100: link up but dead). */
 void h_lab_loss(struct h_lab *lab, int charger, int percent);
+/* The router as a TLS-inspecting firewall (on) or not (off). On: every new LAN -> internet TCP
+ * connection to port 8883 or 443 is redirected (nftables, in the router) to the router's own
+ * TLS server, which presents a certificate for the asked name (*.lade.test, hub, fw1..3 and
+ * their addresses) signed by lab.intercept_ca, never by lab.ca. On 443 it then proxies to the
+ * real host (the firmware hosts' files still arrive, with "X-Lade-Lab-Intercepted: 1"); on 8883
+ * the handshake completes, then the MQTT bytes get an HTTP 400 and the connection is closed.
+ * The router's own connections are not redirected, nor is a port h_lab_firewall blocks. Off:
+ * the redirect is removed, then the server stopped. */
+void h_lab_intercept(struct h_lab *lab, bool on);
 
 /* The address DHCP leased to charger I (from the lease file), into ip[16]. */
 bool h_lab_lease(const struct h_lab *lab, int charger, char ip[16]);

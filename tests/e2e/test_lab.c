@@ -2,9 +2,10 @@
  * tools only — busybox udhcpc, dig, openssl s_client, ping, and a small SNTP query here — so
  * the lab is known to work before lade's own DHCP, DNS and SNTP clients are tested in it.
  *
- * Two chargers configured by udhcpc, the hub, two NTP servers (ntp2 an hour off). Checks: the
- * leases; DNS through the router and from the public resolvers, and every router DNS mode;
- * NTP; TCP/TLS to the hub through NAT and the firewall knobs; link, loss and DHCP knobs; no
+ * Two chargers configured by udhcpc, the hub, the firmware hosts, two NTP servers (ntp2 an
+ * hour off). Checks: the leases; DNS through the router and from the public resolvers, and
+ * every router DNS mode; NTP; TCP/TLS to the hub through NAT and the firewall knobs; HTTPS from
+ * the firmware hosts; the TLS-inspecting firewall; link, loss and DHCP knobs; no
  * route off the machine; the teardown and the removal of a lab whose process died.
  */
 #include <arpa/inet.h>
@@ -39,6 +40,7 @@ static int setup(void **state)
         .chargers = 2,
         .addr = H_LAB_ADDR_UDHCPC,
         .hub = true,
+        .fw = true,
         .ntp_servers = 2,
         .ntp_offset_s = {0, 3600},
     };
@@ -294,6 +296,118 @@ static void test_hub_through_nat(void **state)
     assert_int_equal(tcp_try("inet", ip, 22, 700), ENETUNREACH);
 }
 
+/* curl from node: the body of https://host/path, verified against ca (exit code; output in
+ * g_out, the response headers first with -i). */
+static int curl_get(const char *node, const char *ca, const char *host, const char *path,
+                    const char *extra)
+{
+    return run(node,
+               "curl -sS --connect-timeout 1 --max-time 5 %s --cacert '%s' https://%s/%s 2>&1",
+               extra, ca, host, path);
+}
+
+/* The issuer of the certificate node is shown at host:port (SNI host), into g_out. */
+static void issuer_of(const char *node, const char *host, int port)
+{
+    assert_int_equal(run(node,
+                         "openssl s_client -connect %s:%d -servername %s </dev/null 2>/dev/null "
+                         "| openssl x509 -noout -issuer",
+                         host, port, host),
+                     0);
+}
+
+/* The firmware hosts (opts.fw): HTTPS on 443 from the lab CA, through the NAT; the host and
+ * service knobs. */
+static void test_fw_https(void **state)
+{
+    (void)state;
+    assert_int_equal(run("charger0",
+                         "openssl s_client -connect %s:%d -servername %s -verify_hostname %s "
+                         "-CAfile '%s' -verify_return_error -brief </dev/null 2>&1",
+                         H_LAB_FW1_HOST, H_LAB_FW_PORT, H_LAB_FW1_HOST, H_LAB_FW1_HOST, g_lab.ca),
+                     0);
+    assert_non_null(strstr(g_out, "Verification: OK"));
+    const char *hosts[] = {H_LAB_FW1_HOST, H_LAB_FW2_HOST, H_LAB_FW3_HOST};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(curl_get("charger0", g_lab.ca, hosts[i], H_LAB_FW_FILE, ""), 0);
+        assert_string_equal(g_out, H_LAB_FW_FILE_TEXT);
+    }
+    /* what lab.fw_www holds is what they serve; the request came through the NAT */
+    char path[700];
+    snprintf(path, sizeof path, "%s/test-%d.bin", g_lab.fw_www, (int)getpid());
+    h_write_file(path, "firmware bytes");
+    assert_int_equal(curl_get("charger1", g_lab.ca, H_LAB_FW2_HOST, strrchr(path, '/') + 1, "-i"),
+                     0);
+    assert_non_null(strstr(g_out, "X-Lade-Lab-Host: fw2"));
+    assert_non_null(strstr(g_out, "\r\n\r\nfirmware bytes"));
+    snprintf(path, sizeof path, "%s/log/fw2-access.log", g_lab.dir);
+    assert_true(h_wait_file_contains(path, H_LAB_WAN_ROUTER " - - ", 2000));
+
+    /* one stopped (connection refused), the others serve; all started again */
+    h_lab_must(&g_lab, "stop fw2");
+    assert_int_equal(curl_get("charger0", g_lab.ca, H_LAB_FW2_HOST, H_LAB_FW_FILE, ""), 7);
+    assert_int_equal(curl_get("charger0", g_lab.ca, H_LAB_FW3_HOST, H_LAB_FW_FILE, ""), 0);
+    h_lab_must(&g_lab, "start fw");
+    assert_int_equal(curl_get("charger0", g_lab.ca, H_LAB_FW2_HOST, H_LAB_FW_FILE, ""), 0);
+    /* one silent (a timeout) */
+    h_lab_host(&g_lab, "fw1", false);
+    assert_int_equal(
+        curl_get("charger0", g_lab.ca, H_LAB_FW1_HOST, H_LAB_FW_FILE, "--connect-timeout 0.3"), 28);
+    h_lab_host(&g_lab, "fw1", true);
+    assert_int_equal(curl_get("charger0", g_lab.ca, H_LAB_FW1_HOST, H_LAB_FW_FILE, ""), 0);
+}
+
+/* The TLS-inspecting firewall: the chargers' 8883 and 443 end at the router, with certificates
+ * from its own CA; the router's own traffic is untouched; off restores the real servers. */
+static void test_intercept(void **state)
+{
+    (void)state;
+    h_lab_intercept(&g_lab, true);
+    /* the hub: the handshake completes, but with the inspection CA's certificate */
+    assert_int_not_equal(run("charger1",
+                             "openssl s_client -connect %s:%d -servername %s -verify_hostname %s "
+                             "-CAfile '%s' -verify_return_error -brief </dev/null 2>&1",
+                             H_LAB_HUB_HOST, H_LAB_HUB_PORT, H_LAB_HUB_HOST, H_LAB_HUB_HOST,
+                             g_lab.ca),
+                         0);
+    assert_non_null(strstr(g_out, "certificate verify failed"));
+    issuer_of("charger1", H_LAB_HUB_HOST, H_LAB_HUB_PORT);
+    assert_non_null(strstr(g_out, "CN = " H_LAB_INTERCEPT_CA_CN));
+    assert_int_equal(run("charger1",
+                         "openssl s_client -connect %s:%d -servername %s -verify_hostname %s "
+                         "-CAfile '%s' -verify_return_error -brief </dev/null 2>&1",
+                         H_LAB_HUB_HOST, H_LAB_HUB_PORT, H_LAB_HUB_HOST, H_LAB_HUB_HOST,
+                         g_lab.intercept_ca),
+                     0); /* a valid certificate for the name, from that CA */
+    /* a firmware host: refused against the lab CA; through the proxy with the inspection CA */
+    assert_int_equal(curl_get("charger0", g_lab.ca, H_LAB_FW2_HOST, H_LAB_FW_FILE, ""), 60);
+    issuer_of("charger0", H_LAB_FW2_HOST, H_LAB_FW_PORT);
+    assert_non_null(strstr(g_out, "CN = " H_LAB_INTERCEPT_CA_CN));
+    assert_int_equal(curl_get("charger0", g_lab.intercept_ca, H_LAB_FW2_HOST, H_LAB_FW_FILE, "-i"),
+                     0);
+    assert_non_null(strstr(g_out, "X-Lade-Lab-Intercepted: 1"));
+    assert_non_null(strstr(g_out, "\r\n\r\n" H_LAB_FW_FILE_TEXT));
+    /* the router's own connections go to the real hub */
+    issuer_of("router", H_LAB_HUB_HOST, H_LAB_HUB_PORT);
+    assert_non_null(strstr(g_out, "CN = " H_LAB_CA_CN "\n"));
+    /* a blocked port is blocked, not intercepted */
+    h_lab_firewall(&g_lab, H_LAB_BLOCK_8883, true);
+    assert_int_equal(tcp_try("charger0", H_LAB_HUB_ADDR, H_LAB_HUB_PORT, 500), ETIMEDOUT);
+    h_lab_firewall(&g_lab, H_LAB_BLOCK_8883, false);
+
+    h_lab_intercept(&g_lab, false);
+    assert_int_equal(run("charger1",
+                         "openssl s_client -connect %s:%d -servername %s -verify_hostname %s "
+                         "-CAfile '%s' -verify_return_error -brief </dev/null 2>&1",
+                         H_LAB_HUB_HOST, H_LAB_HUB_PORT, H_LAB_HUB_HOST, H_LAB_HUB_HOST, g_lab.ca),
+                     0);
+    assert_non_null(strstr(g_out, "Verification: OK"));
+    issuer_of("charger1", H_LAB_HUB_HOST, H_LAB_HUB_PORT);
+    assert_non_null(strstr(g_out, "CN = " H_LAB_CA_CN "\n"));
+    assert_int_equal(curl_get("charger0", g_lab.ca, H_LAB_FW2_HOST, H_LAB_FW_FILE, ""), 0);
+    assert_string_equal(g_out, H_LAB_FW_FILE_TEXT);
+}
+
 /* The C API with lade itself: a charger provisioned against lab.hub, run in charger0, online
  * through the NAT (names from the hosts file h_charger_provision names). */
 static void test_lade_charger_online(void **state)
@@ -479,6 +593,8 @@ int main(void)
         cmocka_unit_test(test_dns),
         cmocka_unit_test(test_ntp),
         cmocka_unit_test(test_hub_through_nat),
+        cmocka_unit_test(test_fw_https),
+        cmocka_unit_test(test_intercept),
         cmocka_unit_test(test_lade_charger_online),
         cmocka_unit_test(test_link_and_dhcp),
         cmocka_unit_test(test_no_route_off_machine),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lab.sh — lade's site-network test lab: chargers on a site LAN behind a NAT router, and an
-# "internet" with the hub, NTP servers and public resolvers, all in network namespaces of this
-# machine with no route off it. See docs/lab.md for the topology, every knob and examples.
+# "internet" with the hub, NTP servers, firmware hosts and public resolvers, all in network
+# namespaces of this
+# machine, with no route off it. See docs/lab.md for the topology, every knob and examples.
 #
 #   lab.sh [-n NAME] COMMAND [ARGS...]      (NAME: $LADE_LAB, default "lab")
 #
@@ -19,7 +20,10 @@
 #   firewall block|allow 8883|443|dns|ntp|wan|all|tcp/P|udp/P [drop|reject] | firewall clear
 #   names add NAME ADDR | names del NAME | names reset      the resolvers' lab names
 #   host NAME up|down     an internet host answers / is silent (hub ntp1-3 resolver1-2 fw1-3)
-#   start|stop SERVICE    hub ntp1-3 resolver1-2: the process itself (refused connections)
+#   start|stop SERVICE    hub ntp1-3 resolver1-2 fw1-3 fw (all three) dhcp dns: the process
+#                         itself (refused connections)
+#   intercept on|off      the router as a TLS-inspecting firewall: LAN -> internet TCP 8883
+#                         and 443 end at its own TLS server (certificates from its own CA)
 #   link I up|down | link I flap COUNT PERIOD_MS | loss I PERCENT | delay I MS
 
 # SC2015: `test && test || die` is the idiom here (die exits); SC2153: the state file defines
@@ -55,6 +59,10 @@ MAX_CHARGERS=16
 SPOOF_ANSWER=198.51.100.99
 SPOOF_FROM="$LAN_PFX.2:53,$WAN_ROUTER:53,$LAN_ROUTER:0"
 SPOOF_DELAY_MS=100 # the real answer this long after the forgeries (unless MS is given)
+# intercept on: LAN -> internet TCP PORT is redirected to the router's own TLS server on
+# 192.168.77.1:INTERCEPT_PORT[PORT]
+declare -A INTERCEPT_PORT=([8883]=18883 [443]=10443)
+NGINX=${LADE_LAB_NGINX:-/usr/sbin/nginx}
 
 die() {
   echo "lab: $*" >&2
@@ -84,6 +92,8 @@ up options:
   --ntp N               NTP servers ntp1..N (0-3, default 1), all named ntp.lade.test
   --ntp-offset I:S      server I answers S seconds off (a scripted SNTP responder, not chrony)
   --hub                 start Mosquitto + lade_hub.so on hub.lade.test:8883 (needs --build)
+  --fw                  start the firmware hosts: nginx serving HTTPS on fw1..3.lade.test:443
+                        (<state>/fw/www/, a certificate from the lab CA)
   --build DIR           lade build directory (default $LADE_BUILD_DIR)
   --hub-extra FILE      lines appended to the hub's mosquitto.conf
   --owner PID           the process the lab belongs to (gc removes it when that one is gone)
@@ -226,6 +236,17 @@ loss_rule() { # iifname|oifname PORT PERCENT
     echo "$1 \"$2\" numgen random mod 100 < $3 drop"
   fi
 }
+# intercept on: the ports the router redirects to its TLS server. A port the firewall blocks
+# (or the whole WAN) is not intercepted: the block comes first, as in a real firewall.
+intercept_ports() {
+  local port t skip
+  [ "${INTERCEPT:-off}" = on ] && [ "$FW_WAN" = off ] || return 0
+  for port in 8883 443; do
+    skip=0
+    for t in $FW_RULES; do [ "${t%%:*}" != "tcp/$port" ] || skip=1; done
+    [ $skip = 1 ] || echo "$port"
+  done
+}
 apply_router_nft() {
   local f tok proto port mode i p
   f="$(S)/router.nft"
@@ -233,6 +254,12 @@ apply_router_nft() {
     echo "table ip labnat"
     echo "delete table ip labnat"
     echo "table ip labnat {"
+    # only what arrives from the LAN: the router's own connections (output hook) are untouched
+    echo "  chain pre { type nat hook prerouting priority dstnat; policy accept;"
+    for port in $(intercept_ports); do
+      echo "    iifname \"br0\" ip daddr != $LAN_PFX.0/24 tcp dport $port redirect to :${INTERCEPT_PORT[$port]}"
+    done
+    echo "  }"
     echo "  chain post { type nat hook postrouting priority srcnat; policy accept;"
     echo "    oifname \"wan0\" masquerade; }"
     echo "}"
@@ -459,9 +486,146 @@ EOF
   fi
   wait_listen hub inet tcp "$a" 8883
 }
+# --- certificates and nginx (firmware hosts, the inspecting firewall) ----------------------
+# The lab CA (<state>/pki/ca.pem): the hub's and the firmware hosts' certificates; what the
+# chargers trust.
+ensure_lab_ca() {
+  "$SRC_DIR/scripts/gen-certs.sh" ca "$(S)/pki" "lade lab CA" >/dev/null
+}
+# DIR/server.{pem,key} for several names (gen-certs.sh makes one name per certificate), signed
+# by CADIR/ca.{pem,key}; kept when it exists. SANS as openssl wants them: DNS:a,DNS:b,IP:c
+make_server_cert() { # DIR CADIR CN SANS
+  local d=$1 ca=$2 cn=$3 sans=$4
+  mkdir -p "$d"
+  [ ! -s "$d/server.pem" ] || [ ! -s "$d/server.key" ] || return 0
+  (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$d/server.key") ||
+    die "cannot make a key in $d"
+  printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+    "$sans" >"$d/server.ext"
+  openssl req -new -key "$d/server.key" -subj "/CN=$cn" 2>/dev/null |
+    openssl x509 -req -CA "$ca/ca.pem" -CAkey "$ca/ca.key" -CAcreateserial -days 825 -sha256 \
+      -extfile "$d/server.ext" -out "$d/server.pem" 2>/dev/null ||
+    die "cannot make the certificate for $cn in $d"
+  rm -f "$d/server.ext"
+}
+# An nginx of the lab's own (not the system's): foreground (daemon off: the pid lab.sh keeps is
+# the master's), its own pid file, temp paths and logs; `user root` so that its worker reads
+# the state dir. The error log is the service's log.
+nginx_conf() { # SVC DIR SERVERS (http-level text)
+  local svc=$1 d=$2
+  mkdir -p "$d/tmp/$svc"
+  cat >"$d/$svc.conf" <<EOF
+# lab.sh: $svc (nginx)
+user root;
+daemon off;
+master_process on;
+worker_processes 1;
+pid $d/$svc.pid;
+error_log $(S)/log/$svc.log notice;
+events { worker_connections 256; }
+http {
+  access_log $(S)/log/$svc-access.log;
+  client_body_temp_path $d/tmp/$svc/body;
+  proxy_temp_path $d/tmp/$svc/proxy;
+  fastcgi_temp_path $d/tmp/$svc/fastcgi;
+  uwsgi_temp_path $d/tmp/$svc/uwsgi;
+  scgi_temp_path $d/tmp/$svc/scgi;
+  types { text/plain txt; text/html html; application/json json; }
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_timeout 5s;
+$3
+}
+EOF
+}
+nginx_start() { # SVC NODE DIR
+  [ -x "$NGINX" ] || die "nginx is missing ($NGINX): scripts/install-deps.sh"
+  svc_start "$1" "$2" "$NGINX" -p "$3/" -c "$3/$1.conf" -e "$(S)/log/$1.log"
+}
+# Firmware hosts fw1..3: one nginx each (so each can be stopped alone) on its address, port
+# 443, all serving <state>/fw/www/ with one certificate for the three names (lab CA).
+fw_prepare() {
+  local d h sans=""
+  d="$(S)/fw"
+  ensure_lab_ca
+  for h in fw1 fw2 fw3; do sans+=",DNS:$h.$DOMAIN"; done
+  for h in fw1 fw2 fw3; do sans+=",IP:${HOST_ADDR[$h]}"; done
+  make_server_cert "$d" "$(S)/pki" "fw1.$DOMAIN" "${sans#,}"
+  mkdir -p "$d/www"
+  [ -f "$d/www/lab-fw.txt" ] || echo "lade lab firmware host" >"$d/www/lab-fw.txt"
+}
+start_fw() { # I [nowait]
+  local n=fw$1 d a=${HOST_ADDR[fw$1]}
+  d="$(S)/fw"
+  fw_prepare
+  nginx_conf "$n" "$d" "  server {
+    listen $a:443 ssl;
+    server_name $n.$DOMAIN;
+    ssl_certificate $d/server.pem;
+    ssl_certificate_key $d/server.key;
+    root $d/www;
+    add_header X-Lade-Lab-Host $n always;
+  }"
+  nginx_start "$n" inet "$d"
+  [ "${2:-}" = nowait ] || wait_listen "$n" inet tcp "$a" 443
+}
+start_fw_all() { # the ones that do not run, in parallel
+  local i todo=()
+  for i in 1 2 3; do svc_alive "fw$i" || todo+=("$i"); done
+  for i in ${todo[@]+"${todo[@]}"}; do start_fw "$i" nowait; done
+  for i in ${todo[@]+"${todo[@]}"}; do wait_listen "fw$i" inet tcp "${HOST_ADDR[fw$i]}" 443; done
+}
+# The inspecting firewall's CA (<state>/pki-intercept/ca.pem, never the lab CA) and the
+# certificate its TLS server presents: every lab name the chargers connect to, and their
+# addresses (a client without SNI gets a matching certificate too: only the issuer is wrong).
+intercept_prepare() {
+  local d p h sans="DNS:*.$DOMAIN"
+  d="$(S)/intercept"
+  p="$(S)/pki-intercept"
+  "$SRC_DIR/scripts/gen-certs.sh" ca "$p" "lade lab inspection CA" >/dev/null
+  for h in hub fw1 fw2 fw3; do sans+=",DNS:$h.$DOMAIN"; done
+  for h in hub fw1 fw2 fw3; do sans+=",IP:${HOST_ADDR[$h]}"; done
+  make_server_cert "$d" "$p" "*.$DOMAIN" "$sans"
+}
+# Its TLS server, in the router, on 192.168.77.1:10443 (what LAN -> internet 443 is redirected
+# to) and :18883 (8883). On 443 it is a re-signing proxy, as a corporate one is: it fetches
+# https://<SNI name>/... itself (the router's own traffic, verified against the lab CA) and
+# relays the answer. On 8883 the handshake completes, then the first bytes (MQTT, not HTTP)
+# get "400 Bad Request" and the connection is closed.
+start_intercept() {
+  local d
+  d="$(S)/intercept"
+  intercept_prepare
+  nginx_conf intercept "$d" "  resolver ${HOST_ADDR[resolver1]} ${HOST_ADDR[resolver2]} valid=1s ipv6=off;
+  resolver_timeout 2s;
+  ssl_certificate $d/server.pem;
+  ssl_certificate_key $d/server.key;
+  add_header X-Lade-Lab-Intercepted 1 always;
+  server {
+    listen $LAN_ROUTER:${INTERCEPT_PORT[443]} ssl;
+    location / {
+      proxy_pass https://\$ssl_server_name:443;
+      proxy_ssl_server_name on;
+      proxy_ssl_name \$ssl_server_name;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate $(S)/pki/ca.pem;
+      proxy_connect_timeout 3s;
+    }
+  }
+  server {
+    listen $LAN_ROUTER:${INTERCEPT_PORT[8883]} ssl;
+    location / { return 400; }
+  }"
+  nginx_start intercept router "$d"
+  wait_listen intercept router tcp "$LAN_ROUTER" "${INTERCEPT_PORT[443]}"
+  wait_listen intercept router tcp "$LAN_ROUTER" "${INTERCEPT_PORT[8883]}"
+}
 start_service() {
   case "$1" in
   hub) start_hub ;;
+  fw) start_fw_all ;;
+  fw[1-3]) start_fw "${1#fw}" ;;
+  intercept) start_intercept ;;
   ntp[1-3])
     [ "${1#ntp}" -le "$NTP_N" ] || die "$1 is not part of this lab (--ntp $NTP_N)"
     start_ntp "${1#ntp}"
@@ -469,7 +633,7 @@ start_service() {
   resolver[12]) start_resolver "${1#resolver}" ;;
   dhcp) start_dhcp ;;
   dns) start_router_dns ;;
-  *) die "unknown service '$1' (hub ntp1-3 resolver1-2 dhcp dns)" ;;
+  *) die "unknown service '$1' (hub ntp1-3 resolver1-2 fw1-3 fw dhcp dns intercept)" ;;
   esac
 }
 
@@ -499,7 +663,7 @@ up_failed() {
 cmd_up() {
   local chargers=1 addr=none owner="" i ns
   local dhcp=on pool=50 lease=3600 t1=0 t2=0 odns=router orouter=on ontp=off
-  local dns=forward delay=0 ntp=1 hub=off build=${LADE_BUILD_DIR:-} hub_extra=
+  local dns=forward delay=0 ntp=1 hub=off build=${LADE_BUILD_DIR:-} fw=off hub_extra=
   local -a offsets=(0 0 0 0)
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -518,6 +682,7 @@ cmd_up() {
     --ntp) ntp=$2; shift ;;
     --ntp-offset) offsets[${2%%:*}]=${2#*:}; shift ;;
     --hub) hub=on ;;
+    --fw) fw=on ;;
     --build) build=$2; shift ;;
     --owner) owner=$2; shift ;;
     --hub-extra) hub_extra=$2; shift ;;
@@ -568,6 +733,8 @@ cmd_up() {
   st_set NTP_N "$ntp"
   for i in 1 2 3; do st_set "NTP_OFFSET_$i" "${offsets[$i]}"; done
   st_set HUB "$hub"
+  st_set FWHOSTS "$fw"
+  st_set INTERCEPT off
   st_set FW_RULES ""
   st_set FW_WAN off
   st_set FW_ALL off
@@ -622,8 +789,13 @@ cmd_up() {
   start_resolver 1
   start_resolver 2
   for ((i = 1; i <= ntp; i++)); do start_ntp "$i"; done
+  # both CAs and the firmware hosts' files always (a few ms): their paths are facts of every
+  # lab (info, harness_lab.h), whether or not the servers run
+  ensure_lab_ca
+  intercept_prepare
+  fw_prepare
+  [ "$fw" = off ] || start_fw_all
   if [ "$hub" = on ]; then
-    "$SRC_DIR/scripts/gen-certs.sh" ca "$(S)/pki" "lade lab CA" >/dev/null
     mkdir -p "$(S)/hub"
     [ -z "$hub_extra" ] || cp "$hub_extra" "$(S)/hub/extra.conf"
     # the lab's names as a hosts file, for a charger's --hosts-file (harness_charger's
@@ -724,6 +896,13 @@ cmd_info() {
   echo "HUB_HOST=hub.$DOMAIN"
   echo "HUB_PORT=8883"
   echo "HUB_CA=$(S)/pki/ca.pem"
+  echo "LAB_CA=$(S)/pki/ca.pem"
+  echo "FW_HOSTS=fw1.$DOMAIN,fw2.$DOMAIN,fw3.$DOMAIN"
+  echo "FW_PORT=443"
+  echo "FW_WWW=$(S)/fw/www"
+  echo "FW_URL=https://fw1.$DOMAIN/lab-fw.txt"
+  echo "INTERCEPT=${INTERCEPT:-off}"
+  echo "INTERCEPT_CA=$(S)/pki-intercept/ca.pem"
   echo "NTP_HOST=ntp.$DOMAIN"
   echo "LEASES=$(S)/dhcp.leases"
   echo "SPOOF_ANSWER=$SPOOF_ANSWER"
@@ -743,6 +922,17 @@ cmd_status() {
     echo "router dns=$DNS_MODE"
   fi
   echo "firewall: rules='$FW_RULES' wan=$FW_WAN all=$FW_ALL; hosts down: '$HOSTS_DOWN'"
+  if [ "${INTERCEPT:-off}" = on ]; then
+    local ports
+    ports=$(intercept_ports | tr '\n' ' ')
+    echo "intercept=on: LAN -> internet tcp ${ports:-(none: blocked)}-> the router's TLS server" \
+      "(CA $(S)/pki-intercept/ca.pem)"
+  else
+    echo "intercept=off"
+  fi
+  echo "firmware hosts (https :443, $(S)/fw/www):$(for i in 1 2 3; do
+    if svc_alive "fw$i"; then printf ' fw%s' "$i"; fi
+  done)"
   for f in "$(S)"/pids/*; do
     [ -f "$f" ] || continue
     svc=$(basename "$f")
@@ -876,6 +1066,33 @@ cmd_host() {
   apply_inet_nft
 }
 
+# The router as a TLS-inspecting firewall: on starts its TLS server, then redirects; off
+# removes the redirect, then stops the server.
+cmd_intercept() {
+  need_lab
+  case "${1:-}" in
+  on)
+    st_set INTERCEPT on
+    svc_alive intercept || start_intercept
+    apply_router_nft
+    ;;
+  off)
+    st_set INTERCEPT off
+    apply_router_nft
+    svc_stop intercept
+    ;;
+  *) die "intercept on|off" ;;
+  esac
+}
+
+cmd_stop() {
+  need_lab
+  case "${1:?stop SERVICE}" in
+  fw) svc_stop fw1 && svc_stop fw2 && svc_stop fw3 ;;
+  *) svc_stop "$1" ;;
+  esac
+}
+
 cmd_link() {
   need_lab
   local i=${1:-} op=${2:-} n p k
@@ -987,7 +1204,8 @@ main() {
   firewall) cmd_firewall "$@" ;;
   host) cmd_host "$@" ;;
   start) need_lab; svc_alive "${1:?start SERVICE}" || start_service "$1" ;;
-  stop) need_lab; svc_stop "${1:?stop SERVICE}" ;;
+  stop) cmd_stop "$@" ;;
+  intercept) cmd_intercept "$@" ;;
   link) cmd_link "$@" ;;
   loss) cmd_loss "$@" ;;
   delay) cmd_delay "$@" ;;
