@@ -689,9 +689,7 @@ lade_err lade_wifi_scan_parse(const char *buf, size_t n, struct lade_wifi_scan *
         char q[64];
         quote_line(line, q, sizeof q);
         return fail(out, l.no,
-                    "not a scan: expected 'BSS <address>' (iw dev <if> scan) or 'bssid / "
-                    "frequency / …' (wpa_cli scan_results), found '%s'",
-                    q);
+                    "not a scan (expected iw dev <if> scan or wpa_cli scan_results): '%s'", q);
     }
     if (err == LADE_ERR_NOMEM) {
         lade_wifi_scan_free(out);
