@@ -333,6 +333,8 @@ void h_lab_up(struct h_lab *lab, const struct h_lab_opts *opts)
             add(args, sizeof args, " --ntp-offset %d:%d", i + 1, opts->ntp_offset_s[i]);
     if (opts->fw)
         add(args, sizeof args, " --fw");
+    if (opts->intercept)
+        add(args, sizeof args, " --intercept");
     if (opts->hub) {
         add(args, sizeof args, " --hub --build '%s'", h_build_dir());
         if (opts->hub_extra_conf) {

@@ -119,6 +119,7 @@ struct h_lab_opts {
     int ntp_offset_s[3];        /* [0] is ntp1: non-zero = a scripted server that far off */
     bool hub;                   /* Mosquitto + lade_hub.so on hub.lade.test:8883 */
     bool fw;                    /* the firmware hosts: HTTPS on fw1..3.lade.test:443 */
+    bool intercept;             /* start with h_lab_intercept on (a TLS-inspecting router) */
     const char *hub_extra_conf; /* lines appended to its mosquitto.conf (may be NULL) */
 };
 

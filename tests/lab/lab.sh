@@ -94,6 +94,7 @@ up options:
   --hub                 start Mosquitto + lade_hub.so on hub.lade.test:8883 (needs --build)
   --fw                  start the firmware hosts: nginx serving HTTPS on fw1..3.lade.test:443
                         (<state>/fw/www/, a certificate from the lab CA)
+  --intercept           start with the router as a TLS-inspecting firewall (intercept on)
   --build DIR           lade build directory (default $LADE_BUILD_DIR)
   --hub-extra FILE      lines appended to the hub's mosquitto.conf
   --owner PID           the process the lab belongs to (gc removes it when that one is gone)
@@ -663,7 +664,7 @@ up_failed() {
 cmd_up() {
   local chargers=1 addr=none owner="" i ns
   local dhcp=on pool=50 lease=3600 t1=0 t2=0 odns=router orouter=on ontp=off
-  local dns=forward delay=0 ntp=1 hub=off build=${LADE_BUILD_DIR:-} fw=off hub_extra=
+  local dns=forward delay=0 ntp=1 hub=off build=${LADE_BUILD_DIR:-} fw=off intercept=off hub_extra=
   local -a offsets=(0 0 0 0)
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -683,6 +684,7 @@ cmd_up() {
     --ntp-offset) offsets[${2%%:*}]=${2#*:}; shift ;;
     --hub) hub=on ;;
     --fw) fw=on ;;
+    --intercept) intercept=on ;;
     --build) build=$2; shift ;;
     --owner) owner=$2; shift ;;
     --hub-extra) hub_extra=$2; shift ;;
@@ -734,7 +736,7 @@ cmd_up() {
   for i in 1 2 3; do st_set "NTP_OFFSET_$i" "${offsets[$i]}"; done
   st_set HUB "$hub"
   st_set FWHOSTS "$fw"
-  st_set INTERCEPT off
+  st_set INTERCEPT "$intercept"
   st_set FW_RULES ""
   st_set FW_WAN off
   st_set FW_ALL off
@@ -805,6 +807,9 @@ cmd_up() {
   fi
   start_router_dns
   [ "$dhcp" = off ] || start_dhcp
+  # --intercept: the redirect is in place (apply_router_nft above); its server starts before
+  # any charger has an address
+  [ "$intercept" = off ] || start_intercept
 
   case "$addr" in
   static) for ((i = 0; i < chargers; i++)); do addr_static "$i"; done ;;
