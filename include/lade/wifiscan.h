@@ -19,7 +19,9 @@
  *   wifi.overlap   other networks on overlapping channels (warn) or the same channel (note)
  *   wifi.width     40 MHz on 2.4 GHz (warn); note when the scan does not show the width
  *   wifi.security  open or WEP (fail), WPA/TKIP only (warn), WPA2/WPA3 (pass)
- *   wifi.census    (note) networks heard around channels 1, 6 and 11, when no SSID is known
+ *   wifi.census    (note) networks heard around channels 1, 6 and 11, when no SSID is known or
+ *                  the network is not seen
+ *   wifi.scan      (note) a scan held more than LADE_WIFI_BSS_MAX networks: the rest unchecked
  */
 #ifndef LADE_WIFISCAN_H
 #define LADE_WIFISCAN_H

@@ -347,6 +347,8 @@ static void bss_finish(struct lade_wifi_bss *b)
     b->channel = lade_wpa_freq_to_channel(b->freq_mhz);
     b->band = lade_wifi_band_of(b->freq_mhz);
     ssid_text(b->ssid_raw, b->ssid_len, b->ssid);
+    if (b->band == LADE_WIFI_BAND_2G4 && b->channel == 0)
+        b->band = LADE_WIFI_BAND_OTHER; /* 2400..2411 MHz: on no channel a charger can use */
     if (b->band != LADE_WIFI_BAND_2G4)
         b->secondary = 0; /* only the 2.4 GHz width is judged */
 }
@@ -712,9 +714,13 @@ __attribute__((format(printf, 3, 4))) static void cat(char *buf, size_t cap, con
     va_end(ap);
 }
 
-static const char *name_of(const struct lade_wifi_bss *b)
+/* "\"name\"" or "a hidden network", for lists in summaries. */
+static const char *name_of(const struct lade_wifi_bss *b, char *buf, size_t cap)
 {
-    return b->ssid[0] ? b->ssid : "(hidden)";
+    if (!b->ssid[0])
+        return "a hidden network";
+    snprintf(buf, cap, "\"%s\"", b->ssid);
+    return buf;
 }
 
 static cJSON *bss_json(const struct lade_wifi_bss *b)
@@ -937,7 +943,7 @@ static lade_err add_census(struct ctx *c)
              "of 1, 6 and 11).",
              c->least);
     ADD("wifi.census", LADE_CHECK_NOTE, d, remedy,
-        "2.4 GHz networks stronger than %d dBm reaching the usual channels: %s.",
+        "2.4 GHz networks stronger than %d dBm within reach of the usual channels: %s.",
         LADE_WIFI_NEIGHBOUR_DBM, txt);
     return LADE_OK;
 }
@@ -948,7 +954,9 @@ static lade_err check_not_seen(struct ctx *c)
     size_t show = c->nheard < 5 ? c->nheard : 5;
     for (size_t i = 0; i < show; i++) {
         const struct lade_wifi_bss *b = c->heard[i];
-        cat(txt, sizeof txt, "%s\"%s\" (channel %u, ", i ? ", " : "", name_of(b), b->channel);
+        char q[LADE_WIFI_SSID_TEXT + 2];
+        cat(txt, sizeof txt, "%s%s (channel %u, ", i ? ", " : "", name_of(b, q, sizeof q),
+            b->channel);
         if (b->signal_dbm == LADE_WIFI_SIGNAL_NONE)
             cat(txt, sizeof txt, "no level)");
         else
@@ -965,9 +973,9 @@ static lade_err check_not_seen(struct ctx *c)
         "network does not show its name: make it visible for the check. If it is on but not "
         "heard here, the charger cannot reach it from this point: move or add an access point, "
         "or use PLC for this charger.",
-        "The network \"%s\" was not seen here (%zu scan%s). %s%s", c->ssid, c->nscans,
+        "The network \"%s\" was not seen here (%zu scan%s). %s%s%s", c->ssid, c->nscans,
         c->nscans == 1 ? "" : "s", c->nheard ? "Strongest networks heard: " : "No network heard.",
-        txt);
+        txt, c->nheard ? "." : "");
     return LADE_OK;
 }
 
@@ -1001,8 +1009,9 @@ static lade_err check_seen(struct ctx *c, bool from_assoc)
         snprintf(scans, sizeof scans, " in %zu of %zu scans", seen, c->nscans);
     ADD("wifi.ssid", LADE_CHECK_PASS, d,
         from_assoc ? "If the chargers use another network, give its name with --ssid." : NULL,
-        "The network \"%s\" is seen%s: %zu access point radio%s (BSSID)%s.", c->ssid, scans, nb,
-        nb == 1 ? "" : "s", from_assoc ? "; it is the network this computer is connected to" : "");
+        "The network \"%s\" is seen%s: %zu access point radio%s (BSSID%s)%s.", c->ssid, scans, nb,
+        nb == 1 ? "" : "s", nb == 1 ? "" : "s",
+        from_assoc ? "; it is the network this computer is connected to" : "");
     return LADE_OK;
 }
 
@@ -1094,8 +1103,8 @@ static lade_err check_channel(struct ctx *c)
             "neighbouring ones and picks up their traffic.",
             c->ssid, plural, list);
     } else {
-        ADD("wifi.channel", st, d, NULL, "\"%s\" is on channel%s %s (one of 1, 6, 11).", c->ssid,
-            plural, list);
+        ADD("wifi.channel", st, d, NULL, "\"%s\" is on channel%s %s (%s 1, 6, 11).", c->ssid,
+            plural, list, nch == 1 ? "one of" : "all among");
     }
     return LADE_OK;
 }
@@ -1259,14 +1268,16 @@ static lade_err check_overlap(struct ctx *c, const struct lade_wifi_bss *now)
         cJSON_AddItemToObject(d, "census", census_json(c));
         cJSON_AddNumberToObject(d, "least_used", c->least);
     }
-    char lo[300] = "", lc[200] = "";
+    char lo[300] = "", lc[200] = "", q[LADE_WIFI_SSID_TEXT + 2];
     for (size_t i = 0; i < nover && i < 4; i++)
-        cat(lo, sizeof lo, "%s\"%s\" (channel %u%s, %d dBm)", i ? ", " : "", name_of(over[i]),
-            over[i]->channel, over[i]->secondary ? " 40 MHz" : "", over[i]->signal_dbm);
+        cat(lo, sizeof lo, "%s%s (channel %u%s, %d dBm)", i ? ", " : "",
+            name_of(over[i], q, sizeof q), over[i]->channel, over[i]->secondary ? " 40 MHz" : "",
+            over[i]->signal_dbm);
     if (all_over > 4)
         cat(lo, sizeof lo, " and %zu more", all_over - 4);
     for (size_t i = 0; i < nco && i < 3; i++)
-        cat(lc, sizeof lc, "%s\"%s\" (%d dBm)", i ? ", " : "", name_of(co[i]), co[i]->signal_dbm);
+        cat(lc, sizeof lc, "%s%s (%d dBm)", i ? ", " : "", name_of(co[i], q, sizeof q),
+            co[i]->signal_dbm);
     if (all_co > 3)
         cat(lc, sizeof lc, " and %zu more", all_co - 3);
     char remedy[LADE_CHECK_TEXT_MAX];
@@ -1294,8 +1305,8 @@ static lade_err check_overlap(struct ctx *c, const struct lade_wifi_bss *now)
         else
             remedy[0] = '\0';
         ADD("wifi.overlap", LADE_CHECK_NOTE, d, remedy,
-            "%zu other network%s on the same channel %u share its airtime: %s.", all_co,
-            all_co == 1 ? "" : "s", ch, lc);
+            "%zu other network%s on the same channel %u share%s its airtime: %s.", all_co,
+            all_co == 1 ? "" : "s", ch, all_co == 1 ? "s" : "", lc);
     } else {
         ADD("wifi.overlap", LADE_CHECK_PASS, d, NULL,
             "No other network stronger than %d dBm on or near channel %u.", LADE_WIFI_NEIGHBOUR_DBM,
@@ -1385,13 +1396,19 @@ static lade_err run_checks(struct ctx *c, bool from_assoc)
     lade_err err;
     if ((err = collect(c)) != LADE_OK)
         return err;
+    for (size_t i = 0; i < c->nscans; i++)
+        if (c->scans[i].truncated)
+            ADD("wifi.scan", LADE_CHECK_NOTE, NULL,
+                "Scan again closer to the charger's place or filter the scan by the network name.",
+                "Scan %zu listed %zu networks; only the first %zu were checked.", i + 1,
+                c->scans[i].total, c->scans[i].n);
     if (!c->ssid) {
         census(c, 0);
         ADD("wifi.ssid", LADE_CHECK_NOTE, NULL,
             "Give the chargers' network name with --ssid for the checks of band, channel, "
             "signal and security.",
-            "No network name given and this computer is not connected to a network: only the "
-            "channels around are reported.");
+            "No network name given, and the scan does not mark a network this computer is "
+            "connected to: only the channels around are reported.");
         return add_census(c);
     }
     if (c->nsite == 0) {

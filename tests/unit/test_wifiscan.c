@@ -439,6 +439,12 @@ static void test_parse_truncation(void **state)
     assert_int_equal(s.n, LADE_WIFI_BSS_MAX);
     assert_int_equal(s.total, 700);
     assert_true(s.truncated);
+    struct lade_check_report r;
+    lade_check_report_init(&r);
+    assert_int_equal(lade_wifi_check(&s, 1, "n699", &r), LADE_OK);
+    expect(&r, "wifi.scan", LADE_CHECK_NOTE, "700 networks");
+    expect(&r, "wifi.ssid", LADE_CHECK_FAIL, NULL); /* n699 was cut off */
+    lade_check_report_free(&r);
     lade_wifi_scan_free(&s);
     free(buf);
     assert_int_equal(lade_wifi_scan_parse("x", LADE_WIFI_INPUT_MAX + 1, &s), LADE_ERR_TOO_BIG);
