@@ -42,12 +42,15 @@
 #define LADE_DHCPPROBE_IFNAME_MAX  16u   /* IF_NAMESIZE */
 
 struct lade_dhcpprobe_cfg {
-    const char *ifname;   /* required; copied */
-    unsigned clients;     /* K made-up clients, 0..LADE_DHCPPROBE_MAX_CLIENTS (0: INFORM only) */
-    bool inform;          /* also send a DHCPINFORM (when the interface has an address) */
-    uint32_t inform_addr; /* ciaddr of the INFORM; 0 = the interface's primary IPv4 address */
-    uint32_t timeout_ms;  /* the whole probe, >= 100; one retransmission at half of it */
-    uint32_t settle_ms;   /* after everything answered, wait this long for other servers */
+    const char *ifname; /* required; copied */
+    unsigned clients;   /* K made-up clients, 0..LADE_DHCPPROBE_MAX_CLIENTS (0: INFORM only) */
+    bool inform;        /* also send a DHCPINFORM (when the interface has an address) */
+    /* ciaddr of the INFORM; 0 = the interface's primary IPv4 address (not when it is
+     * link-local 169.254/16: no INFORM then). Else it must be an address of this interface: the
+     * ACK comes back to it. */
+    uint32_t inform_addr;
+    uint32_t timeout_ms; /* the whole probe, >= 100; one retransmission at half of it */
+    uint32_t settle_ms;  /* after everything answered, wait this long for other servers */
 };
 /* clients 1, inform true, inform_addr 0, timeout LADE_DHCPPROBE_TIMEOUT_MS, settle
  * LADE_DHCPPROBE_SETTLE_MS; ifname NULL (set it). */
@@ -123,7 +126,8 @@ struct lade_dhcpprobe_result {
     bool complete;             /* every question answered before the timeout */
     uint32_t elapsed_ms;       /* start to done */
     unsigned others;           /* DHCP replies on the link for other clients (not counted) */
-    unsigned malformed;        /* replies to our xids that did not decode (LADE_ERR_PROTO) */
+    unsigned malformed;        /* replies that did not decode (LADE_ERR_PROTO): a bad BOOTP
+                                  header from anyone, or bad options in one to our xid */
     unsigned unexpected;       /* well-formed but not an answer: ACK/NAK to a DISCOVER, NAK or
                                   OFFER to the INFORM */
     lade_err send_error;       /* the first failed send (LADE_ERR_IO), LADE_OK if none */

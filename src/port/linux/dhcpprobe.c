@@ -1,8 +1,7 @@
-/* The DHCP probe of lade-check (include/lade/dhcpprobe.h, docs/dhcpprobe.md):
- * DISCOVERs from made-up clients and one INFORM through a packet socket, every
- * OFFER and ACK collected, nothing ever REQUESTed. Messages are built and
- * decoded by the pure codec (src/proto/dhcp); this file moves bytes, keeps the
- * tally and the timers. */
+/* The DHCP probe of lade-check (include/lade/dhcpprobe.h, docs/dhcpprobe.md): DISCOVERs from
+ * made-up clients and one INFORM through a packet socket, every OFFER and ACK collected, nothing
+ * ever REQUESTed. Messages are built and decoded by the pure codec (src/proto/dhcp); this file
+ * moves bytes, keeps the tally and the timers. */
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -25,15 +24,13 @@
 
 #define MOD "dhcpprobe"
 
-/* Sending is paced: BATCH messages, then PACE_MS, so 256 DISCOVERs do not hit
- * the server (and our socket buffer with its answers) in one burst. */
+/* Sending is paced: BATCH messages, then PACE_MS, so 256 DISCOVERs do not hit the server (and our
+ * socket buffer with its answers) in one burst. */
 #define BATCH   16u
 #define PACE_MS 10u
-/* At most this many datagrams per wake-up, so one busy socket cannot starve the
- * loop. */
+/* At most this many datagrams per wake-up, so one busy socket cannot starve the loop. */
 #define BURST 64
-/* Room for K = 256 OFFERs arriving together (root may exceed rmem_max:
- * SO_RCVBUFFORCE). */
+/* Room for K = 256 OFFERs arriving together (root may exceed rmem_max: SO_RCVBUFFORCE). */
 #define RCVBUF   (1 << 20)
 #define HOSTNAME "lade-check"
 
@@ -51,8 +48,8 @@ struct lade_dhcpprobe {
     unsigned next;   /* next question of the round: 0 the INFORM, 1..K the clients */
     bool inform_wanted;
     bool finished;
-    uint64_t *first_ms; /* [0] INFORM, [1 + i] client i: first transmission (0 =
-                           not yet) */
+    /* [0] INFORM, [1 + i] client i: first transmission (0 = not yet) */
+    uint64_t *first_ms;
     struct lade_dhcpprobe_client *clients;
     uint32_t *addrs; /* distinct offered addresses */
     unsigned n_addrs, cap_addrs;
@@ -116,9 +113,8 @@ static void fill_answer(struct lade_dhcpprobe_answer *a, const struct lade_dhcp_
     a->rtt_ms = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
 }
 
-/* The server of an answer: by option 54, else by source address (RFC 2131
- * §4.3.1 makes 54 a MUST; a server without it is still a server on this LAN).
- */
+/* The server of an answer: by option 54, else by source address (RFC 2131 §4.3.1 makes 54 a
+ * MUST; a server without it is still a server on this LAN). */
 static void count_server(struct lade_dhcpprobe *p, const struct lade_dhcpprobe_answer *a)
 {
     struct lade_dhcpprobe_result *r = &p->res;
@@ -168,8 +164,8 @@ static void arm(struct lade_dhcpprobe *p, struct lade_timer *t, uint64_t due_ms)
         LOG_W(MOD, "%s: cannot arm a timer (out of memory)", p->res.ifname);
 }
 
-/* Everything asked has an answer: end after the settle time (a second server's
- * OFFER), never after the timeout. */
+/* Everything asked has an answer: end after the settle time (a second server's OFFER), never after
+ * the timeout. */
 static void maybe_settle(struct lade_dhcpprobe *p, uint64_t now)
 {
     if (!all_answered(p))
@@ -209,8 +205,7 @@ static void on_reply(struct lade_dhcpprobe *p, const uint8_t *buf, size_t len, u
             return;
         }
         if (e != LADE_ERR_NOT_FOUND) {
-            /* ours, but not an ACK we take: an OFFER/NAK (well-formed) or malformed
-             */
+            /* ours, but not an ACK we take: an OFFER/NAK (well-formed) or malformed */
             if (lade_dhcp_decode_reply(buf, len, r->inform.xid, r->if_mac, &rep) == LADE_OK)
                 r->unexpected++;
             else
@@ -228,8 +223,8 @@ static void on_reply(struct lade_dhcpprobe *p, const uint8_t *buf, size_t len, u
             return;
         }
         if (rep.type != LADE_DHCP_OFFER) {
-            r->unexpected++; /* an ACK (rapid commit, not asked for) or a NAK to a
-                                DISCOVER */
+            /* an ACK (rapid commit, not asked for) or a NAK to a DISCOVER */
+            r->unexpected++;
             return;
         }
         struct lade_dhcpprobe_answer a;
@@ -251,9 +246,8 @@ static void on_reply(struct lade_dhcpprobe *p, const uint8_t *buf, size_t len, u
 
 /* ---------------------------------------------------------------- socket */
 
-/* Classic BPF on a SOCK_DGRAM packet socket (offsets from the IPv4 header):
- * unfragmented UDP to port 68 only (the same filter as the DHCP client's,
- * src/port/linux/dhcp_linux.c). */
+/* Classic BPF on a SOCK_DGRAM packet socket (offsets from the IPv4 header): unfragmented UDP to
+ * port 68 only (the same filter as the DHCP client's, src/port/linux/dhcp_linux.c). */
 static int attach_filter(int fd)
 {
     static struct sock_filter code[] = {
@@ -295,8 +289,7 @@ static void on_pkt(struct lade_loop *loop, int fd, uint32_t events, void *ud)
             return; /* EAGAIN, or an error the next read reports again */
         if (from.sll_pkttype == PACKET_OUTGOING || (size_t)n > sizeof buf)
             continue; /* our own message, or longer than any reply we accept */
-        /* With checksum offload (veth, virtio) the UDP checksum is not filled in
-         * yet. */
+        /* With checksum offload (veth, virtio) the UDP checksum is not filled in yet. */
         bool udp_sum = true;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
             if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
@@ -359,8 +352,7 @@ static uint16_t secs_since(uint64_t first_ms, uint64_t now)
     return s > UINT16_MAX ? UINT16_MAX : (uint16_t)s;
 }
 
-/* Question q of the current round: 0 the INFORM, 1 + i client i. False when
- * nothing was due. */
+/* Question q of the current round: 0 the INFORM, 1 + i client i. False when nothing was due. */
 static bool send_question(struct lade_dhcpprobe *p, unsigned q, uint64_t now)
 {
     struct lade_dhcpprobe_result *r = &p->res;
@@ -386,8 +378,8 @@ static bool send_question(struct lade_dhcpprobe *p, unsigned q, uint64_t now)
             return false;
         m.kind = LADE_DHCP_KIND_DISCOVER;
         m.xid = c->xid;
-        m.broadcast = true; /* the OFFER goes to a MAC that is not ours: only a
-                               broadcast reaches us (RFC 2131 §4.1) */
+        /* the OFFER goes to a MAC that is not ours: only a broadcast reaches us (RFC 2131 §4.1) */
+        m.broadcast = true;
         memcpy(m.chaddr, c->mac, 6);
         if (!send_msg(p, &m, 0, "DISCOVER"))
             return true;
@@ -448,8 +440,7 @@ static void on_end(struct lade_loop *loop, struct lade_timer *t, void *ud)
     r->complete = all_answered(p);
     r->elapsed_ms = (uint32_t)(now - p->start_ms);
     LOG_I(MOD,
-          "%s: %u of %u new clients offered an address (%u distinct), INFORM %s, "
-          "%u server(s), "
+          "%s: %u of %u new clients offered an address (%u distinct), INFORM %s, %u server(s), "
           "%u ms%s",
           r->ifname, r->clients_answered, r->n_clients, r->distinct_addrs,
           r->inform.answered ? "answered" : (r->inform.sent ? "unanswered" : "not sent"),
@@ -457,11 +448,10 @@ static void on_end(struct lade_loop *loop, struct lade_timer *t, void *ud)
     p->done(p->ud, r); /* last: the callback may free p */
 }
 
-/* ---------------------------------------------------------------- start / free
- */
+/* ---------------------------------------------------------------- start / free */
 
-/* Flags, MAC and primary IPv4 address of the interface (ioctl on a throw-away
- * UDP socket: no port is bound). */
+/* Flags, MAC and primary IPv4 address of the interface (ioctl on a throw-away UDP socket: no port
+ * is bound). */
 static lade_err if_info(struct lade_dhcpprobe *p, int *os_errno)
 {
     struct lade_dhcpprobe_result *r = &p->res;
@@ -599,9 +589,8 @@ lade_err lade_dhcpprobe_start(struct lade_loop *loop, const struct lade_dhcpprob
     if (e != LADE_OK)
         goto fail;
 
-    /* made-up clients: 0a:de:c0:RR:RR:II — 0x0a is unicast (bit 0 clear) and
-     * locally administered (bit 1 set), so no real device has it; RR:RR tells
-     * probes apart */
+    /* made-up clients: 0a:de:c0:RR:RR:II — 0x0a is unicast (bit 0 clear) and locally administered
+     * (bit 1 set), so no real device has it; RR:RR tells probes apart */
     uint32_t run = lade_random_u32();
     struct lade_dhcpprobe_result *r = &p->res;
     r->clients = p->clients;
