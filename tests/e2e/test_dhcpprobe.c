@@ -5,6 +5,7 @@
  *   1. healthy: one OFFER from 192.168.77.1 with the lab's lease time, T1/T2, router, DNS and
  *      NTP; the INFORM answered with the same options; one server; ends at the settle time;
  *   2. five new clients on a pool of 50: five OFFERs, all in the pool, for the five made-up MACs;
+ *      and the most, 256, on the same pool: every one offered an address of the pool;
  *   3. DHCP pool exhausted (pool 1, charger1 holds the only lease via udhcpc): no OFFER, but the
  *      INFORM is answered — the server is there, its pool is full; ends at the timeout;
  *   4. no DHCP server (`dhcp off`): nothing answers, one retransmission each, ends at the timeout;
@@ -310,6 +311,30 @@ static void test_five_clients(void **state)
     assert_true(r->complete);
 }
 
+/* ---- 2b. the most clients: 256 on a pool of 50 ---- */
+
+static void test_many_clients(void **state)
+{
+    (void)state;
+    struct lade_dhcpprobe *p = probe(0, LADE_DHCPPROBE_MAX_CLIENTS, false, 0);
+    const struct lade_dhcpprobe_result *r = lade_dhcpprobe_result(p);
+    /* sent in batches, every OFFER received (none lost in the socket buffer) */
+    assert_int_equal(r->n_clients, LADE_DHCPPROBE_MAX_CLIENTS);
+    assert_int_equal(r->clients_answered, LADE_DHCPPROBE_MAX_CLIENTS);
+    for (unsigned i = 0; i < LADE_DHCPPROBE_MAX_CLIENTS; i++) {
+        assert_int_equal(r->clients[i].mac[5], i);
+        assert_int_equal(r->clients[i].sent, 1);
+        assert_true(in_pool(r->clients[i].offer.addr, 50));
+    }
+    /* at most the pool; dnsmasq's hash spreads 256 MACs over most of it */
+    assert_true(r->distinct_addrs <= 50);
+    assert_true(r->distinct_addrs >= 25);
+    assert_int_equal(r->servers[0].offers, LADE_DHCPPROBE_MAX_CLIENTS);
+    assert_true(r->complete);
+    assert_int_equal(r->malformed, 0);
+    assert_int_equal(r->send_error, LADE_OK);
+}
+
 /* ---- 3. "DHCP pool exhausted" ---- */
 
 static void test_dhcp_pool_exhausted(void **state)
@@ -531,6 +556,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_healthy, mark, restore),
         cmocka_unit_test_setup_teardown(test_five_clients, mark, restore),
+        cmocka_unit_test_setup_teardown(test_many_clients, mark, restore),
         cmocka_unit_test_setup_teardown(test_dhcp_pool_exhausted, mark, restore),
         cmocka_unit_test_setup_teardown(test_no_server, mark, restore),
         cmocka_unit_test_setup_teardown(test_dhcp_gives_no_dns, mark, restore),
