@@ -76,4 +76,25 @@ lade_err lade_check_render_text(const struct lade_check_report *r, FILE *f, bool
 lade_err lade_check_render_json(const struct lade_check_report *r, const cJSON *extra,
                                 FILE *f) LADE_MUST_CHECK;
 
+/* ---------------------------------------------------------------- capacity planning
+ *
+ * lade's measured data use (bench/RESULTS.md: figure 4, the idle day; figure 5, a one-hour
+ * session; figure 13, DHCP + DNS + NTP a day), counted at the IP layer as a metered bearer
+ * bills it: TCP payload plus 52 bytes of IPv4 + TCP headers per segment. */
+#define LADE_PLAN_IDLE_DAY_B    104677u  /* 58969 payload + 729 segments x 52 + 7800 DHCP/DNS/NTP */
+#define LADE_PLAN_SESSION_B     69051u   /* 50123 payload + 364 segments x 52 */
+#define LADE_PLAN_REF_DAY_B     3000000u /* the reference system, SPEC R12 */
+#define LADE_PLAN_REF_SESSION_B 5000000u
+
+struct lade_check_plan {
+    unsigned chargers;            /* planned at the site (>= 1) */
+    const char *bearer;           /* "wifi", "plc", "lte", "ethernet"; NULL or "": all */
+    double sessions_per_day;      /* per charger; < 0: 2 */
+    unsigned fw_updates_per_year; /* 0: 4 */
+    double fw_image_mb;           /* 0: 16 */
+};
+
+/* Adds plan.addresses, plan.data and, for LTE (or all bearers), plan.lte. */
+void lade_check_plan(struct lade_check_report *r, const struct lade_check_plan *in);
+
 #endif

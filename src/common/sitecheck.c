@@ -233,10 +233,10 @@ lade_err lade_check_render_text(const struct lade_check_report *r, FILE *f, bool
     const char *verdict = w == LADE_CHECK_FAIL   ? "NOT READY: fix the failed checks"
                           : w == LADE_CHECK_WARN ? "READY WITH WARNINGS: read the warnings"
                                                  : "READY: every check passed";
-    fprintf(f, "%s%s%s (%zu passed, %zu warnings, %zu failed, %zu notes)\n",
-            colour ? colour_of(w == LADE_CHECK_NOTE ? LADE_CHECK_PASS : w) : "", verdict,
-            colour ? "\x1b[0m" : "", count[LADE_CHECK_PASS], count[LADE_CHECK_WARN],
-            count[LADE_CHECK_FAIL], count[LADE_CHECK_NOTE]);
+    fprintf(f, "%s%s%s\n", colour ? colour_of(w == LADE_CHECK_NOTE ? LADE_CHECK_PASS : w) : "",
+            verdict, colour ? "\x1b[0m" : "");
+    fprintf(f, "passed %zu, warnings %zu, failed %zu, notes %zu\n", count[LADE_CHECK_PASS],
+            count[LADE_CHECK_WARN], count[LADE_CHECK_FAIL], count[LADE_CHECK_NOTE]);
     return ferror(f) ? LADE_ERR_IO : LADE_OK;
 }
 
@@ -280,4 +280,75 @@ lade_err lade_check_render_json(const struct lade_check_report *r, const cJSON *
     fputc('\n', f);
     free(text);
     return ferror(f) ? LADE_ERR_IO : LADE_OK;
+}
+
+/* ---------------------------------------------------------------- capacity planning */
+
+/* "104.7 kB", "3.2 MB". */
+static void size_text(double bytes, char *buf, size_t cap)
+{
+    if (bytes >= 1e6)
+        snprintf(buf, cap, "%.1f MB", bytes / 1e6);
+    else
+        snprintf(buf, cap, "%.1f kB", bytes / 1e3);
+}
+
+void lade_check_plan(struct lade_check_report *r, const struct lade_check_plan *in)
+{
+    unsigned n = in->chargers ? in->chargers : 1;
+    double spd = in->sessions_per_day < 0 ? 2 : in->sessions_per_day;
+    unsigned upd = in->fw_updates_per_year ? in->fw_updates_per_year : 4;
+    double img = in->fw_image_mb > 0 ? in->fw_image_mb : 16;
+    const char *bearer = in->bearer && in->bearer[0] ? in->bearer : NULL;
+    bool lte = !bearer || strcmp(bearer, "lte") == 0;
+
+    /* Addresses: one per charger on a LAN bearer (R4); LTE chargers use their own SIM. */
+    if (!bearer || strcmp(bearer, "lte") != 0) {
+        unsigned want = n + (n + 4) / 5; /* 20 % spare: replacements, a laptop, gateways */
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddNumberToObject(d, "chargers", n);
+        cJSON_AddNumberToObject(d, "addresses_advised", want);
+        lade_check_add(r, "plan.addresses", LADE_CHECK_NOTE, d,
+                       "Keep the chargers' network dedicated: on a shared network other devices "
+                       "take the addresses and chargers lose their connection.",
+                       "%u charger%s need%s %u address%s, one each; plan the DHCP pool for at "
+                       "least %u (20 %% spare).",
+                       n, n == 1 ? "" : "s", n == 1 ? "s" : "", n, n == 1 ? "" : "es", want);
+    }
+
+    double day = LADE_PLAN_IDLE_DAY_B + spd * LADE_PLAN_SESSION_B;
+    double month = day * 30.5 + img * 1e6 * upd / 12.0;
+    double ref_day = LADE_PLAN_REF_DAY_B + spd * LADE_PLAN_REF_SESSION_B;
+    char s_day[32], s_month[32], s_site[32], s_ref[32], s_sess[32], s_idle[32];
+    size_text(day, s_day, sizeof s_day);
+    size_text(month, s_month, sizeof s_month);
+    size_text(month * n, s_site, sizeof s_site);
+    size_text(ref_day * 30.5, s_ref, sizeof s_ref);
+    size_text(LADE_PLAN_SESSION_B, s_sess, sizeof s_sess);
+    size_text(LADE_PLAN_IDLE_DAY_B, s_idle, sizeof s_idle);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "idle_day_bytes", LADE_PLAN_IDLE_DAY_B);
+    cJSON_AddNumberToObject(d, "session_bytes", LADE_PLAN_SESSION_B);
+    cJSON_AddNumberToObject(d, "sessions_per_day", spd);
+    cJSON_AddNumberToObject(d, "per_charger_day_bytes", day);
+    cJSON_AddNumberToObject(d, "per_charger_month_bytes", month);
+    cJSON_AddNumberToObject(d, "site_month_bytes", month * n);
+    cJSON_AddNumberToObject(d, "reference_month_bytes", ref_day * 30.5);
+    lade_check_add(r, "plan.data", LADE_CHECK_NOTE, d, NULL,
+                   "Data per charger: %s a day (idle %s, plus %.1f sessions of about %s), about "
+                   "%s a month counting %u firmware updates of %.0f MB a year; %s a month for %u "
+                   "charger%s (the reference system: about %s a month per charger). Measured "
+                   "by lade's benchmark (bench/RESULTS.md), IP headers included.",
+                   s_day, s_idle, spd, s_sess, s_month, upd, img, s_site, n, n == 1 ? "" : "s",
+                   s_ref);
+    if (lte) {
+        double plan_mb = month * 2 / 1e6; /* twice the expected use: retries, diagnostics */
+        lade_check_add(r, "plan.lte", LADE_CHECK_NOTE, NULL,
+                       "Test LTE-M coverage at every charger position with a phone on the SIM's "
+                       "operator (also with garage doors closed), before installing.",
+                       "LTE-M: every charger needs its own SIM (never shared); a data plan of at "
+                       "least %.0f MB a month per SIM covers it twice over. LTE-M reaches "
+                       "further indoors than ordinary 4G, but coverage varies from spot to spot.",
+                       plan_mb < 1 ? 1 : plan_mb);
+    }
 }
