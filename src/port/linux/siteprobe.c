@@ -843,9 +843,9 @@ static void eval_ntp(struct lade_siteprobe *p)
     p->clock_offset_us = offset;
     p->have_offset = true;
     lade_check_add(p->r, "time.ntp", LADE_CHECK_PASS, data, NULL,
-                   "%s answers NTP (%zu of %zu address%s, stratum %u, round trip %.0f ms).",
+                   "%s answers NTP (%zu of %zu address%s, stratum %u, round trip %.1f ms).",
                    nm->host, ok, p->n_ntp, p->n_ntp == 1 ? "" : "es", stratum,
-                   (double)best_delay / 1000.0);
+                   best_delay > 0 ? (double)best_delay / 1000.0 : 0.0);
     double off_s = (double)offset / 1e6;
     bool far = off_s > 60 || off_s < -60;
     lade_check_add(p->r, "time.clock", far ? LADE_CHECK_WARN : LADE_CHECK_NOTE, NULL,
