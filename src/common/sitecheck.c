@@ -334,13 +334,28 @@ void lade_check_plan(struct lade_check_report *r, const struct lade_check_plan *
     cJSON_AddNumberToObject(d, "per_charger_month_bytes", month);
     cJSON_AddNumberToObject(d, "site_month_bytes", month * n);
     cJSON_AddNumberToObject(d, "reference_month_bytes", ref_day * 30.5);
+    /* Where the bytes go: a LAN bearer's chargers share the site's internet connection; an
+     * LTE-M charger carries its own on its SIM. */
+    bool lan = !bearer || strcmp(bearer, "lte") != 0;
+    char where[200];
+    if (lan && lte)
+        snprintf(where, sizeof where,
+                 "on WiFi, PLC or Ethernet the site's internet connection carries %s a month for "
+                 "the %u charger%s; on LTE-M each SIM carries %s",
+                 s_site, n, n == 1 ? "" : "s", s_month);
+    else if (lan)
+        snprintf(where, sizeof where,
+                 "the site's internet connection carries %s a month for the %u charger%s", s_site,
+                 n, n == 1 ? "" : "s");
+    else
+        snprintf(where, sizeof where, "each charger's SIM carries it (%s a month for all %u)",
+                 s_site, n);
     lade_check_add(r, "plan.data", LADE_CHECK_NOTE, d, NULL,
                    "Data per charger: %s a day (idle %s, plus %.1f sessions of about %s), about "
-                   "%s a month counting %u firmware updates of %.0f MB a year; %s a month for %u "
-                   "charger%s (the reference system: about %s a month per charger). Measured "
-                   "by lade's benchmark (bench/RESULTS.md), IP headers included.",
-                   s_day, s_idle, spd, s_sess, s_month, upd, img, s_site, n, n == 1 ? "" : "s",
-                   s_ref);
+                   "%s a month counting %u firmware updates of %.0f MB a year; %s. The reference "
+                   "system uses about %s a month per charger. Measured by lade's benchmark "
+                   "(bench/RESULTS.md), IP headers included.",
+                   s_day, s_idle, spd, s_sess, s_month, upd, img, where, s_ref);
     if (lte) {
         double plan_mb = month * 2 / 1e6; /* twice the expected use: retries, diagnostics */
         lade_check_add(r, "plan.lte", LADE_CHECK_NOTE, NULL,
