@@ -25,6 +25,8 @@
 #include "lade/netif.h"
 #include "lade/obs.h"
 #include "lade/outbox.h"
+#include "lade/sitecheck.h"
+#include "lade/siteprobe.h"
 #include "lade/tls.h"
 #include "lade/wpa.h"
 
@@ -165,6 +167,18 @@ struct upd {
     char last_error[200];
 };
 
+/* The site check on demand (sitecheck.c, method siteCheck, SPEC R18/R19). */
+#define SC_MIN_GAP_MS 60000u /* a new check at most a minute after the last one ended */
+struct sc {
+    struct lade_siteprobe *probe; /* non-NULL while a check runs */
+    struct lade_check_report report;
+    struct lade_timer done_timer; /* frees the finished probe outside its own callback */
+    bool running;
+    bool pending;          /* the result is not in the twin yet (finished while offline) */
+    uint64_t last_done_ms; /* monotonic; 0: never */
+    cJSON *last;           /* {"at","status","exit","checks":[...]} of the last check, or NULL */
+};
+
 struct lade_charger {
     struct lade_settings set;
     struct lade_loop *loop;
@@ -206,6 +220,7 @@ struct lade_charger {
     struct ctl ctl;
     struct agent_net net;
     struct upd upd;
+    struct sc sc;
     bool net_wait; /* a connect is waiting for a network address */
     /* A restart asked for by the updater or the watchdog, waiting for the session to end. */
     struct lade_timer restart_defer_timer;
@@ -272,6 +287,20 @@ void upd_command(struct lade_charger *c, const cJSON *args, int *status, char *b
 const char *upd_running_version(const struct lade_charger *c);
 void upd_status_json(const struct lade_charger *c, cJSON *o);
 void upd_reported(const struct lade_charger *c, cJSON *o);
+
+/* sitecheck.c */
+void sc_init(struct lade_charger *c);
+/* Method siteCheck: starts the site check on the charger's loop and answers at once: 202
+ * {"started":true}; 409 {"error":"running"}; 429 {"error":"too soon","retryAfterS":n} within
+ * SC_MIN_GAP_MS of the last one's end; 500 when it cannot start. */
+void sc_method(struct lade_charger *c, int *status, char *body, size_t cap);
+/* The cloud link is up: a result that finished while offline goes to the twin now. */
+void sc_link_up(struct lade_charger *c);
+/* "siteCheck" (the last result or null) and "site_check_running" for the status file. */
+void sc_status_json(const struct lade_charger *c, cJSON *o);
+/* Stops a running check (agent stop / restart). */
+void sc_stop(struct lade_charger *c);
+void sc_free(struct lade_charger *c);
 
 /* control.c */
 /* Observation 911 follows the running firmware. */

@@ -122,6 +122,7 @@ void agent_write_status(struct lade_charger *c)
     net_status_json(c, o);
     upd_status_json(c, o);
     ctl_status_json(c, o);
+    sc_status_json(c, o);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     bool ok = text && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
@@ -512,6 +513,8 @@ static void handle_method(struct lade_charger *c, const struct lade_iothub_msg *
                  "{\"pong\":true,\"device\":\"%s\",\"uptime_s\":%" PRIu64
                  ",\"firmwareVersion\":\"" LADE_FIRMWARE_VERSION "\"}",
                  c->set.device_id, (lade_mono_ms() - c->started_ms) / 1000);
+    } else if (lade_str_eq_c(m->method, "siteCheck")) {
+        sc_method(c, &status, body, sizeof body); /* sitecheck.c: answers at once */
     } else {
         status = 404;
         snprintf(body, sizeof body, "{\"error\":\"unknown method\"}");
@@ -546,6 +549,7 @@ static void on_connack(void *ud, bool session_present, uint8_t rc)
     if (!c->ctl.enabled)
         send_telemetry(c);
     ctl_link_up(c);
+    sc_link_up(c);
     uint64_t now = lade_mono_ms();
     agent_arm(c, &c->telemetry_timer, now + (uint64_t)c->st.telemetry_interval_s * 1000);
     /* Renew the token at ~85 % of its life, jittered over 80..90 % so a fleet that connected
@@ -905,6 +909,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     c->set = *o->settings;
     c->loop = o->loop;
     c->link = LADE_LINK_STOPPED;
+    sc_init(c);
     snprintf(c->log_tag, sizeof c->log_tag, "charger %s", c->set.device_id);
     c->st.telemetry_interval_s = c->set.telemetry_interval_s;
     if (o->status_file && !(c->status_file = strdup(o->status_file))) {
@@ -1067,6 +1072,7 @@ void lade_charger_stop(struct lade_charger *c)
     lade_timer_cancel(c->loop, &c->ntp_dns_timer);
     ctl_stop(c);
     upd_stop(c);
+    sc_stop(c);
     link_down(c, LADE_OK, "stopped");
     net_stop(c);
     LOG_I(c->log_tag, "stopped");
@@ -1077,6 +1083,7 @@ void lade_charger_free(struct lade_charger *c)
     if (!c)
         return;
     lade_charger_stop(c);
+    sc_free(c);
     net_free(c);
     upd_free(c);
     ctl_free(c);
