@@ -1649,6 +1649,12 @@ static void on_network_reply(void *ud, lade_err err, int status, bool hub_made, 
             cJSON_AddItemToObject(o, "Network", cJSON_Duplicate(net, true));
         else
             cJSON_AddNullToObject(o, "Network");
+        /* The last site check the charger ran on demand (POST .../siteCheck), as reported. */
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(rep, "siteCheck");
+        if (cJSON_IsObject(sc))
+            cJSON_AddItemToObject(o, "SiteCheck", cJSON_Duplicate(sc, true));
+        else
+            cJSON_AddNullToObject(o, "SiteCheck");
     }
     cJSON_Delete(twin);
     send_json(api, req, 200, o, NULL);
@@ -1680,6 +1686,103 @@ static void h_charger_network(struct ctx *c)
             server_error(c, err, "network");
         return;
     }
+    k->next = c->api->cmds;
+    if (k->next)
+        k->next->prev = k;
+    c->api->cmds = k;
+}
+
+/* -- site check on demand (SPEC R18): the charger's direct method siteCheck -- */
+
+static void on_site_check_reply(void *ud, lade_err err, int status, bool hub_made, const char *body,
+                                size_t len)
+{
+    struct api_cmd *k = ud;
+    struct portal_api *api = k->api;
+    struct lade_http_req *req = k->req;
+    cmd_unlink(k);
+    if (!req) {
+        free(k);
+        return;
+    }
+    cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+    char reason[256];
+    if (err == LADE_ERR_CLOSED || (err == LADE_OK && hub_made && status == 404)) {
+        send_code(api, req, 500, 520, "charger offline");
+    } else if (err == LADE_ERR_TIMEOUT || (err == LADE_OK && hub_made && status == 504)) {
+        cJSON *o = cJSON_CreateObject();
+        if (o)
+            cJSON_AddStringToObject(o, "Message",
+                                    "the charger did not answer in time; the site check may or "
+                                    "may not have started");
+        send_json(api, req, 504, o, NULL);
+    } else if (err != LADE_OK) {
+        snprintf(reason, sizeof reason, "site check not delivered: %s", lade_strerror(err));
+        send_code(api, req, 500, 500, reason);
+    } else if (status == 202 && !hub_made) {
+        cJSON *o = cJSON_CreateObject();
+        if (o)
+            cJSON_AddBoolToObject(o, "Started", true);
+        send_json(api, req, 202, o, NULL);
+    } else if ((status == 409 || status == 429) && !hub_made) {
+        /* Passed on: one check runs at a time, and at most one a minute (the charger's rule). */
+        char hdr[48] = "";
+        const cJSON *ra = cJSON_GetObjectItemCaseSensitive(j, "retryAfterS");
+        if (status == 429 && cJSON_IsNumber(ra) && ra->valuedouble >= 0 && ra->valuedouble <= 3600)
+            snprintf(hdr, sizeof hdr, "Retry-After: %d", (int)ra->valuedouble);
+        cJSON *o = cJSON_CreateObject();
+        if (o) {
+            cJSON_AddStringToObject(o, "Message",
+                                    status == 409
+                                        ? "a site check is running on the charger"
+                                        : "the charger ran a site check less than a minute ago");
+            if (cJSON_IsObject(j)) {
+                cJSON_AddItemToObject(o, "Reply", j);
+                j = NULL;
+            }
+        }
+        send_json(api, req, (unsigned)status, o, hdr[0] ? hdr : NULL);
+    } else {
+        reply_reason(j, status, reason, sizeof reason);
+        char d[320];
+        snprintf(d, sizeof d, "unexpected answer from the %s: %s", hub_made ? "hub" : "charger",
+                 reason);
+        send_code(api, req, 502, status, d);
+    }
+    cJSON_Delete(j);
+    LOG_I(MOD, "charger %" PRId64 ": siteCheck -> %s %d", k->charger_id, lade_strerror(err),
+          status);
+    free(k);
+}
+
+static void h_site_check(struct ctx *c)
+{
+    int64_t id;
+    struct lade_store_charger ch;
+    if (!path_id(c, 0, PORTAL_ID_CHARGER, "charger", &id) || !need_charger(c, id, ROLES_ANY, &ch))
+        return;
+    struct api_cmd *k = calloc(1, sizeof *k);
+    if (!k) {
+        server_error(c, LADE_ERR_NOMEM, "site check");
+        return;
+    }
+    k->api = c->api;
+    k->req = c->req;
+    k->charger_id = id;
+    lade_err err = portal_call(c->p, id, "siteCheck", "{}", 0, on_site_check_reply, k);
+    if (err != LADE_OK) {
+        free(k);
+        if (err == LADE_ERR_STATE)
+            send_code(c->api, c->req, 500, 520, "charger offline");
+        else if (err == LADE_ERR_NOT_FOUND)
+            message(c, 404, "no such charger");
+        else if (err == LADE_ERR_AGAIN || err == LADE_ERR_FULL)
+            message_h(c, 503, "Retry-After: 1", "the hub link is busy; retry");
+        else
+            server_error(c, err, "site check");
+        return;
+    }
+    LOG_I(MOD, "user %" PRId64 ": site check on charger %" PRId64, c->user_id, id);
     k->next = c->api->cmds;
     if (k->next)
         k->next->prev = k;
@@ -3358,6 +3461,7 @@ static const struct route routes[] = {
     {"GET", "api/chargers/*", AUTH_USER, h_charger_get},
     {"GET", "api/chargers/*/state", AUTH_USER, h_charger_state},
     {"GET", "api/lade/chargers/*/network", AUTH_USER, h_charger_network},
+    {"POST", "api/lade/chargers/*/sitecheck", AUTH_USER, h_site_check},
     {"POST", "api/chargers/*/sendcommand/*", AUTH_USER, h_send_command},
     {"POST", "api/chargers/*/update", AUTH_USER, h_charger_update},
     {"GET", "api/chargerfirmware/installation/*", AUTH_USER, h_firmware},
