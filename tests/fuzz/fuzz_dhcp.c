@@ -268,6 +268,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(lade_dhcp_decode_reply(p, size, XID, MAC, &r2) == LADE_OK);
             CHECK(memcmp(&r, &r2, sizeof r) == 0);
         }
+        /* The ACK to an INFORM (lade-check's probe): the same checks but yiaddr, ACK only, and
+         * whatever decode_reply accepted as an ACK it accepts too. */
+        lade_err ei = lade_dhcp_decode_inform_ack(p, size, XID, MAC, &r2);
+        CHECK(ei == LADE_OK || ei == LADE_ERR_NOT_FOUND || ei == LADE_ERR_PROTO ||
+              ei == LADE_ERR_TOO_BIG);
+        if (ei == LADE_OK) {
+            CHECK(r2.type == LADE_DHCP_ACK);
+            r2.yiaddr = LADE_IPV4(192, 0, 2, 1);
+            check_reply(&r2);
+        }
+        if (e == LADE_OK && r.type == LADE_DHCP_ACK)
+            CHECK(ei == LADE_OK);
         break;
     }
     case 1:
