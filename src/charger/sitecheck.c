@@ -138,6 +138,29 @@ static bool report_twin(struct lade_charger *c)
     return ok;
 }
 
+/* The probes word their findings for lade-check's user at a computer ("this computer",
+ * "--dns"); here the charger itself is the one that checked. */
+static void reword(char *text, size_t cap)
+{
+    static const char *const from[] = {"This computer's", "this computer's", "this computer",
+                                       "(from --dns)"};
+    static const char *const to[] = {"This charger's", "this charger's", "this charger",
+                                     "(the servers this charger uses)"};
+    char buf[LADE_CHECK_TEXT_MAX * 2];
+    for (size_t k = 0; k < sizeof from / sizeof from[0]; k++) {
+        const char *hit;
+        size_t off = 0;
+        while ((hit = strstr(text + off, from[k])) != NULL) {
+            size_t pre = (size_t)(hit - text), nf = strlen(from[k]);
+            int n = snprintf(buf, sizeof buf, "%.*s%s%s", (int)pre, text, to[k], hit + nf);
+            if (n < 0 || (size_t)n >= cap)
+                break; /* would not fit: keep the probe's words */
+            memcpy(text, buf, (size_t)n + 1);
+            off = pre + strlen(to[k]);
+        }
+    }
+}
+
 static void on_probe_done(void *ud)
 {
     struct lade_charger *c = ud;
@@ -148,6 +171,8 @@ static void on_probe_done(void *ud)
      * here the reason is that the operating system, not the charger, runs DHCP. */
     for (size_t i = 0; i < r->n; i++) {
         struct lade_check_item *it = &c->sc.report.items[i];
+        reword(it->summary, sizeof it->summary);
+        reword(it->remedy, sizeof it->remedy);
         if (strcmp(it->id, "dhcp.offer") == 0 && it->status == LADE_CHECK_NOTE &&
             !c->set.net_interface[0]) {
             snprintf(it->summary, sizeof it->summary,

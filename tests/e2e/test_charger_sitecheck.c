@@ -11,7 +11,8 @@
  *     "warn", exit 1; reach.hub, dns.site, dns.fallback, time.ntp, reach.fw.fw1 pass;
  *   - the report holds id/status/summary/remedy only (no "data"), fits the size budget, never
  *     the device key; the status file holds the same object; one log line with the verdict;
- *   - right after it finished → 429 with retryAfterS.
+ *   - right after it finished → 429 with retryAfterS;
+ *   - a second charger stopped while its check runs exits at once and cleanly (probe freed).
  *
  * Every charger setting that names a host points into the lab (H_LAB_FACTORY_ARGS, no hosts
  * file, the router as its site DNS server).
@@ -39,14 +40,15 @@
 
 #define PW        "s3cret-test-password"
 #define DEVICE_ID "LADESC0001"
+#define DEVICE_B  "LADESC0002"
 
 static struct h_lab lab;
-static struct h_charger ch;
+static struct h_charger ch, chb;
 static pid_t portal_pid;
 static int portal_port;
 static char db[700], plog[700], portal_conf[700];
 static char token[128];
-static char chg_gid[PORTAL_ID_LEN + 1];
+static char chg_gid[PORTAL_ID_LEN + 1], chb_gid[PORTAL_ID_LEN + 1];
 static char out[256 * 1024];
 
 /* ---- HTTP, from inside the lab's internet namespace (where the portal listens) ---- */
@@ -132,46 +134,59 @@ static void seed_store(void)
     for (int k = 0; k < 3; k++)
         cc.fuse_ma[k] = cc.limit_ma[k] = 32000;
     assert_int_equal(lade_store_circuit_add(st, &cc, &circ_id), LADE_OK);
-    struct lade_store_charger c;
-    lade_store_charger_defaults(&c);
-    snprintf(c.device_id, sizeof c.device_id, "%s", DEVICE_ID);
-    snprintf(c.name, sizeof c.name, "Bay 1");
-    c.installation_id = inst_id;
-    c.circuit_id = circ_id;
-    c.phase_map[0] = 1;
-    c.phase_map[1] = 2;
-    c.phase_map[2] = 3;
-    c.max_current_ma = 32000;
-    c.min_current_ma = 6000;
-    c.max_phases = 3;
-    c.offline_current_ma = 6000;
-    c.offline_phases = 1;
-    c.created_s = 1;
-    assert_int_equal(lade_store_charger_add(st, &c, &chg_id), LADE_OK);
-    portal_id_format(PORTAL_ID_CHARGER, chg_id, chg_gid);
+    for (int i = 0; i < 2; i++) {
+        struct lade_store_charger c;
+        lade_store_charger_defaults(&c);
+        snprintf(c.device_id, sizeof c.device_id, "%s", i ? DEVICE_B : DEVICE_ID);
+        snprintf(c.name, sizeof c.name, "Bay %d", i + 1);
+        c.installation_id = inst_id;
+        c.circuit_id = circ_id;
+        c.phase_map[0] = 1;
+        c.phase_map[1] = 2;
+        c.phase_map[2] = 3;
+        c.max_current_ma = 32000;
+        c.min_current_ma = 6000;
+        c.max_phases = 3;
+        c.offline_current_ma = 6000;
+        c.offline_phases = 1;
+        c.created_s = 1;
+        assert_int_equal(lade_store_charger_add(st, &c, &chg_id), LADE_OK);
+        portal_id_format(PORTAL_ID_CHARGER, chg_id, i ? chb_gid : chg_gid);
+    }
     lade_store_close(st);
 }
 
-static int setup(void **state)
+static void provision(struct h_charger *c, const char *id)
 {
-    (void)state;
-    struct h_lab_opts o = {.chargers = 1, .addr = H_LAB_ADDR_STATIC, .hub = true, .fw = true};
-    h_lab_up(&lab, &o);
-
-    /* The charger: time from the lab's NTP, names through the router (no hosts file), the lab's
-     * resolvers as fallbacks, the lab's firmware hosts — nothing names a host outside the lab. */
-    h_charger_provision(&ch, &lab.hub, DEVICE_ID,
+    h_charger_provision(c, &lab.hub, id,
                         "--evse sim --time-source ntp " H_LAB_FACTORY_ARGS
                         " --hosts-file /dev/null",
                         "dns_servers = " H_LAB_LAN_ROUTER "\n"
                         "backoff_min_ms = 500\nbackoff_max_ms = 2000\n"
                         "connect_timeout_ms = 3000\n"
                         "log_level = debug\n");
+}
+
+static void start(struct h_charger *c, const char *node)
+{
     char bin[600];
     snprintf(bin, sizeof bin, "%s/lade-charger", h_build_dir());
-    const char *cargv[] = {bin,     "--factory", ch.factory, "--user",
-                           ch.user, "--status",  ch.status,  NULL};
-    ch.pid = h_lab_spawn(&lab, "charger0", cargv, NULL, ch.log);
+    const char *argv[] = {bin,     "--factory", c->factory, "--user",
+                          c->user, "--status",  c->status,  NULL};
+    c->pid = h_lab_spawn(&lab, node, argv, NULL, c->log);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    struct h_lab_opts o = {.chargers = 2, .addr = H_LAB_ADDR_STATIC, .hub = true, .fw = true};
+    h_lab_up(&lab, &o);
+
+    /* The charger: time from the lab's NTP, names through the router (no hosts file), the lab's
+     * resolvers as fallbacks, the lab's firmware hosts — nothing names a host outside the lab. */
+    provision(&ch, DEVICE_ID);
+    provision(&chb, DEVICE_B);
+    start(&ch, "charger0");
 
     /* The portal, in the internet namespace next to the hub (its hosts file maps the lab's
      * names), on a port of that namespace's loopback. */
@@ -204,6 +219,8 @@ static int teardown(void **state)
     int rc = 0;
     if (ch.pid)
         h_charger_stop(&ch);
+    if (chb.pid)
+        h_charger_stop(&chb);
     if (portal_pid) {
         int ws = h_stop(portal_pid, SIGTERM, 20000);
         char *l = h_read_file(plog);
@@ -391,10 +408,36 @@ static void test_site_check_on_demand(void **state)
     cJSON_Delete(st_sc);
 }
 
+/* A charger stopped while its check runs frees the probe and exits at once, cleanly (no
+ * sanitizer report, status 0). */
+static void test_stop_while_running(void **state)
+{
+    (void)state;
+    start(&chb, "charger1");
+    if (!h_charger_wait_status(&chb, "\"link\":\"online\"", 40000))
+        fail_msg("charger B not online");
+    h_lab_host(&lab, "fw3", false);
+    char path[200];
+    snprintf(path, sizeof path, "/api/lade/chargers/%s/siteCheck", chb_gid);
+    cJSON *j = http_json("POST", path, 202);
+    cJSON_Delete(j);
+    bool running = h_charger_wait_status(&chb, "\"site_check_running\":true", 5000);
+    uint64_t t0 = h_now_ms();
+    h_charger_stop(&chb); /* asserts a clean exit */
+    uint64_t took = h_now_ms() - t0;
+    h_lab_host(&lab, "fw3", true);
+    assert_true(running);
+    fprintf(stderr, "stopped during its site check in %llu ms\n", (unsigned long long)took);
+    assert_true(h_file_count(chb.log, "site check stopped unfinished") == 1);
+    assert_true(h_file_count(chb.log, "site check: ") == 0);
+    assert_true(took < 4000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_site_check_on_demand),
+        cmocka_unit_test(test_stop_while_running),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
