@@ -39,6 +39,7 @@ max_len_for() {
     fuzz_at) echo 2048 ;;               # several modem lines, over the 512-byte line limit
     fuzz_dhcp) echo 1600 ;;             # one reply up to an Ethernet MTU + IPv4/UDP + selector
     fuzz_sntp) echo 512 ;;              # flags + cookie + one datagram (48-byte header, MAC/extensions)
+    fuzz_wifiscan) echo 16384 ;;        # two recorded scans (<= 9.8 KB); 513 wpa rows; a line > 4000
     *) echo 4096 ;;
   esac
 }
