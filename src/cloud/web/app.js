@@ -955,7 +955,44 @@ function renderNetwork(ce, d) {
     ),
   );
 
+  rows.push(siteCheckFact(d.SiteCheck));
+
   ce.netPanel.replaceChildren(summary, el('dl', { class: 'net-facts', 'data-testid': 'net-facts' }, ...rows));
+}
+
+/** The last site check the charger ran on demand (SiteCheck: its twin's siteCheck, R18): the
+ * verdict, when, the counts, and each warning or failure with its remedy. */
+function siteCheckFact(sc) {
+  const r = obj(sc);
+  if (!r || !Array.isArray(r.checks)) {
+    return netFact('Site check', 'net-site-check', 'none reported', { attrs: { 'data-status': '' } });
+  }
+  const status = str(r.status);
+  const counts = {};
+  for (const c of r.checks) if (obj(c) && str(c.status)) counts[c.status] = (counts[c.status] ?? 0) + 1;
+  const parts = [status || '?'];
+  const n = ['pass', 'note', 'warn', 'fail'].filter((k) => counts[k]).map((k) => `${counts[k]} ${k}`);
+  if (n.length) parts.push(n.join(', '));
+  const at = num(r.at);
+  if (at > 0) parts.push(new Date(at * 1000).toISOString().replace('T', ' ').slice(0, 16) + ' UTC');
+  const problems = r.checks.filter((c) => obj(c) && (c.status === 'warn' || c.status === 'fail'));
+  const extra = problems.length
+    ? [
+        el(
+          'ul',
+          { class: 'net-checks', 'data-testid': 'net-site-check-problems' },
+          ...problems.map((c) =>
+            el(
+              'li',
+              { 'data-id': str(c.id), 'data-status': str(c.status) },
+              el('span', { class: 'net-check-summary', text: `${str(c.status)}: ${str(c.summary) || str(c.id)}` }),
+              ...(str(c.remedy) ? [el('span', { class: 'net-detail', text: `→ ${c.remedy}` })] : []),
+            ),
+          ),
+        ),
+      ]
+    : [];
+  return netFact('Site check', 'net-site-check', parts.join(' · '), { attrs: { 'data-status': status }, extra });
 }
 
 // ---------------------------------------------------------------- operator control
