@@ -12,7 +12,8 @@
  *   - the report holds id/status/summary/remedy only (no "data"), fits the size budget, never
  *     the device key; the status file holds the same object; one log line with the verdict;
  *   - right after it finished → 429 with retryAfterS;
- *   - a second charger stopped while its check runs exits at once and cleanly (probe freed).
+ *   - a second charger stopped while its check runs exits at once and cleanly (probe freed);
+ *   - a third charger that manages its interface (DHCP) also has the DHCP server probed.
  *
  * Every charger setting that names a host points into the lab (H_LAB_FACTORY_ARGS, no hosts
  * file, the router as its site DNS server).
@@ -41,14 +42,15 @@
 #define PW        "s3cret-test-password"
 #define DEVICE_ID "LADESC0001"
 #define DEVICE_B  "LADESC0002"
+#define DEVICE_C  "LADESC0003"
 
 static struct h_lab lab;
-static struct h_charger ch, chb;
+static struct h_charger ch, chb, chc;
 static pid_t portal_pid;
 static int portal_port;
 static char db[700], plog[700], portal_conf[700];
 static char token[128];
-static char chg_gid[PORTAL_ID_LEN + 1], chb_gid[PORTAL_ID_LEN + 1];
+static char chg_gid[PORTAL_ID_LEN + 1], chb_gid[PORTAL_ID_LEN + 1], chc_gid[PORTAL_ID_LEN + 1];
 static char out[256 * 1024];
 
 /* ---- HTTP, from inside the lab's internet namespace (where the portal listens) ---- */
@@ -134,10 +136,13 @@ static void seed_store(void)
     for (int k = 0; k < 3; k++)
         cc.fuse_ma[k] = cc.limit_ma[k] = 32000;
     assert_int_equal(lade_store_circuit_add(st, &cc, &circ_id), LADE_OK);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         struct lade_store_charger c;
         lade_store_charger_defaults(&c);
-        snprintf(c.device_id, sizeof c.device_id, "%s", i ? DEVICE_B : DEVICE_ID);
+        snprintf(c.device_id, sizeof c.device_id, "%s",
+                 i == 2 ? DEVICE_C
+                 : i    ? DEVICE_B
+                        : DEVICE_ID);
         snprintf(c.name, sizeof c.name, "Bay %d", i + 1);
         c.installation_id = inst_id;
         c.circuit_id = circ_id;
@@ -151,7 +156,7 @@ static void seed_store(void)
         c.offline_phases = 1;
         c.created_s = 1;
         assert_int_equal(lade_store_charger_add(st, &c, &chg_id), LADE_OK);
-        portal_id_format(PORTAL_ID_CHARGER, chg_id, i ? chb_gid : chg_gid);
+        portal_id_format(PORTAL_ID_CHARGER, chg_id, i == 2 ? chc_gid : i ? chb_gid : chg_gid);
     }
     lade_store_close(st);
 }
@@ -179,7 +184,7 @@ static void start(struct h_charger *c, const char *node)
 static int setup(void **state)
 {
     (void)state;
-    struct h_lab_opts o = {.chargers = 2, .addr = H_LAB_ADDR_STATIC, .hub = true, .fw = true};
+    struct h_lab_opts o = {.chargers = 3, .addr = H_LAB_ADDR_STATIC, .hub = true, .fw = true};
     h_lab_up(&lab, &o);
 
     /* The charger: time from the lab's NTP, names through the router (no hosts file), the lab's
@@ -221,6 +226,8 @@ static int teardown(void **state)
         h_charger_stop(&ch);
     if (chb.pid)
         h_charger_stop(&chb);
+    if (chc.pid)
+        h_charger_stop(&chc);
     if (portal_pid) {
         int ws = h_stop(portal_pid, SIGTERM, 20000);
         char *l = h_read_file(plog);
@@ -262,11 +269,11 @@ static const char *str(const cJSON *o, const char *key)
 }
 
 /* The status file's "siteCheck" once a check has finished (NULL after timeout_ms). */
-static cJSON *wait_status_result(uint32_t timeout_ms)
+static cJSON *wait_status_result_of(const struct h_charger *c, uint32_t timeout_ms)
 {
     uint64_t end = h_now_ms() + timeout_ms;
     while (h_now_ms() < end) {
-        char *t = h_read_file(ch.status);
+        char *t = h_read_file(c->status);
         cJSON *j = t ? cJSON_Parse(t) : NULL;
         free(t);
         const cJSON *run = cJSON_GetObjectItemCaseSensitive(j, "site_check_running");
@@ -304,7 +311,7 @@ static void test_site_check_on_demand(void **state)
     assert_string_equal(str(reply, "error"), "running");
     cJSON_Delete(j);
 
-    cJSON *st_sc = wait_status_result(60000);
+    cJSON *st_sc = wait_status_result_of(&ch, 60000);
     uint64_t took = h_now_ms() - t0;
     h_lab_host(&lab, "fw3", true);
     if (!st_sc) {
@@ -433,11 +440,55 @@ static void test_stop_while_running(void **state)
     assert_true(took < 4000);
 }
 
+/* A charger that manages its interface (factory net_interface = eth0, DHCP from the lab's
+ * router, DNS from DHCP): the check binds to eth0 and also asks the DHCP server, from inside
+ * the charger, while the charger's own DHCP client holds its lease. */
+static void test_managed_interface_dhcp(void **state)
+{
+    (void)state;
+    h_lab_must(&lab, "addr 2 flush");
+    h_charger_provision(&chc, &lab.hub, DEVICE_C,
+                        "--evse sim --time-source ntp --net-interface " H_LAB_CHARGER_IF
+                        " " H_LAB_FACTORY_ARGS " --hosts-file /dev/null",
+                        "backoff_min_ms = 500\nbackoff_max_ms = 2000\n"
+                        "connect_timeout_ms = 3000\nlog_level = debug\n");
+    start(&chc, "charger2");
+    if (!h_charger_wait_status(&chc, "\"link\":\"online\"", 40000))
+        fail_msg("charger C not online");
+    char path[200];
+    snprintf(path, sizeof path, "/api/lade/chargers/%s/siteCheck", chc_gid);
+    uint64_t t0 = h_now_ms();
+    cJSON *j = http_json("POST", path, 202);
+    cJSON_Delete(j);
+    cJSON *sc = wait_status_result_of(&chc, 60000);
+    if (!sc) {
+        h_charger_dump(&chc, "no site check result");
+        fail_msg("no result");
+    }
+    char *pretty = cJSON_Print(sc);
+    fprintf(stderr, "managed interface: result in %llu ms:\n%s\n",
+            (unsigned long long)(h_now_ms() - t0), pretty);
+    free(pretty);
+    assert_string_equal(str(check(sc, "dhcp.offer"), "status"), "pass");
+    assert_string_equal(str(check(sc, "dhcp.router"), "status"), "pass");
+    assert_string_equal(str(check(sc, "dhcp.dns"), "status"), "pass");
+    assert_string_equal(str(check(sc, "dns.site"), "status"), "pass");
+    assert_string_equal(str(check(sc, "reach.hub"), "status"), "pass");
+    assert_string_equal(str(check(sc, "time.ntp"), "status"), "pass");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(sc, "exit");
+    assert_true(cJSON_IsNumber(ex) && ex->valueint <= 1);
+    /* It kept its own lease and its cloud link all through. */
+    assert_true(h_charger_num(&chc, "connects") == 1);
+    assert_true(h_charger_wait_status(&chc, "\"link\":\"online\"", 1000));
+    cJSON_Delete(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_site_check_on_demand),
         cmocka_unit_test(test_stop_while_running),
+        cmocka_unit_test(test_managed_interface_dhcp),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
