@@ -440,6 +440,17 @@ static void test_stop_while_running(void **state)
     assert_true(took < 4000);
 }
 
+/* Bytes through eth0 of a charger's namespace, both ways (-1 when unreadable). */
+static long eth0_bytes(const char *node)
+{
+    char o[64];
+    if (h_lab_run(&lab, node, o, sizeof o,
+                  "echo $(( $(cat /sys/class/net/eth0/statistics/rx_bytes) + "
+                  "$(cat /sys/class/net/eth0/statistics/tx_bytes) ))") != 0)
+        return -1;
+    return atol(o);
+}
+
 /* A charger that manages its interface (factory net_interface = eth0, DHCP from the lab's
  * router, DNS from DHCP): the check binds to eth0 and also asks the DHCP server, from inside
  * the charger, while the charger's own DHCP client holds its lease. */
@@ -457,17 +468,21 @@ static void test_managed_interface_dhcp(void **state)
         fail_msg("charger C not online");
     char path[200];
     snprintf(path, sizeof path, "/api/lade/chargers/%s/siteCheck", chc_gid);
+    long bytes0 = eth0_bytes("charger2");
     uint64_t t0 = h_now_ms();
     cJSON *j = http_json("POST", path, 202);
     cJSON_Delete(j);
     cJSON *sc = wait_status_result_of(&chc, 60000);
+    long bytes = eth0_bytes("charger2") - bytes0;
     if (!sc) {
         h_charger_dump(&chc, "no site check result");
         fail_msg("no result");
     }
     char *pretty = cJSON_Print(sc);
-    fprintf(stderr, "managed interface: result in %llu ms:\n%s\n",
-            (unsigned long long)(h_now_ms() - t0), pretty);
+    fprintf(stderr,
+            "managed interface: result in %llu ms, %ld bytes through eth0 (both ways, the "
+            "method call and the twin patch included):\n%s\n",
+            (unsigned long long)(h_now_ms() - t0), bytes, pretty);
     free(pretty);
     assert_string_equal(str(check(sc, "dhcp.offer"), "status"), "pass");
     assert_string_equal(str(check(sc, "dhcp.router"), "status"), "pass");
