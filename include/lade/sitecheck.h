@@ -25,7 +25,7 @@ enum lade_check_status {
 /* "pass", "note", "warn", "fail". */
 const char *lade_check_status_name(enum lade_check_status s);
 
-#define LADE_CHECK_ID_MAX      48
+#define LADE_CHECK_ID_MAX      272 /* "reach.fw." + a host name of up to 253 */
 #define LADE_CHECK_TEXT_MAX    512
 #define LADE_CHECK_SECTION_MAX 16
 
@@ -41,6 +41,7 @@ struct lade_check_item {
 struct lade_check_report {
     struct lade_check_item *items;
     size_t n, cap;
+    bool incomplete; /* a finding could not be recorded (out of memory): the verdict is void */
 };
 
 void lade_check_report_init(struct lade_check_report *r);
@@ -61,7 +62,8 @@ const struct lade_check_item *lade_check_find(const struct lade_check_report *r,
 /* Worst status in the report (PASS when empty). */
 enum lade_check_status lade_check_worst(const struct lade_check_report *r);
 
-/* 0 when nothing is worse than a note, 1 when the worst is a warning, 2 when anything failed. */
+/* 0 when nothing is worse than a note, 1 when the worst is a warning, 2 when anything failed,
+ * 3 when the report is incomplete (a finding was lost). */
 int lade_check_exit_status(const struct lade_check_report *r);
 
 /* The table for people: one block per section, each finding with its status, summary and

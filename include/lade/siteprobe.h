@@ -26,6 +26,8 @@
 #define LADE_SITEPROBE_MAX_DNS   4
 #define LADE_SITEPROBE_MAX_NAMES 8
 
+/* The strings (ifname, hub_host, ca_file, fw_hosts, ntp_host, resolv_conf) are used until the
+ * probe is freed, not copied: they must outlive it. */
 struct lade_siteprobe_cfg {
     const char *ifname;   /* the interface on the chargers' network; NULL: the routing table */
     bool dhcp;            /* run the DHCP probe (needs ifname and CAP_NET_RAW) */
@@ -49,6 +51,9 @@ struct lade_siteprobe_cfg {
     size_t n_fallbacks;
 
     uint32_t timeout_ms; /* per step (DNS lookup, NTP, TCP connect, handshake); 0: 5000 */
+    /* The check runs on a charger (its siteCheck method), not lade-check on a computer: the
+     * findings say "this charger" and give no lade-check options as remedies. */
+    bool on_charger;
 };
 
 struct lade_siteprobe;

@@ -138,49 +138,12 @@ static bool report_twin(struct lade_charger *c)
     return ok;
 }
 
-/* The probes word their findings for lade-check's user at a computer ("this computer",
- * "--dns"); here the charger itself is the one that checked. */
-static void reword(char *text, size_t cap)
-{
-    static const char *const from[] = {"This computer's", "this computer's", "this computer",
-                                       "(from --dns)"};
-    static const char *const to[] = {"This charger's", "this charger's", "this charger",
-                                     "(the servers this charger uses)"};
-    char buf[LADE_CHECK_TEXT_MAX * 2];
-    for (size_t k = 0; k < sizeof from / sizeof from[0]; k++) {
-        const char *hit;
-        size_t off = 0;
-        while ((hit = strstr(text + off, from[k])) != NULL) {
-            size_t pre = (size_t)(hit - text), nf = strlen(from[k]);
-            int n = snprintf(buf, sizeof buf, "%.*s%s%s", (int)pre, text, to[k], hit + nf);
-            if (n < 0 || (size_t)n >= cap)
-                break; /* would not fit: keep the probe's words */
-            memcpy(text, buf, (size_t)n + 1);
-            off = pre + strlen(to[k]);
-        }
-    }
-}
-
 static void on_probe_done(void *ud)
 {
     struct lade_charger *c = ud;
     const struct lade_check_report *r = &c->sc.report;
     c->sc.running = false;
     c->sc.last_done_ms = lade_mono_ms();
-    /* The probe's own wording for "DHCP skipped" speaks to lade-check's user (--interface, root):
-     * here the reason is that the operating system, not the charger, runs DHCP. */
-    for (size_t i = 0; i < r->n; i++) {
-        struct lade_check_item *it = &c->sc.report.items[i];
-        reword(it->summary, sizeof it->summary);
-        reword(it->remedy, sizeof it->remedy);
-        if (strcmp(it->id, "dhcp.offer") == 0 && it->status == LADE_CHECK_NOTE &&
-            !c->set.net_interface[0]) {
-            snprintf(it->summary, sizeof it->summary,
-                     "DHCP was not checked: the operating system configures this charger's "
-                     "network, not the charger.");
-            it->remedy[0] = 0;
-        }
-    }
     size_t len = 0;
     cJSON *res = fit(r, agent_wall_s(c), &len);
     unsigned cnt[4] = {0};
@@ -242,6 +205,7 @@ void sc_method(struct lade_charger *c, int *status, char *body, size_t cap)
         .fw_port = s->firmware_port,
         .ntp_host = s->ntp_host,
         .ntp_port = s->ntp_port,
+        .on_charger = true,
     };
     lade_err e = lade_dnsres_parse_servers(s->fallback_dns, cfg.fallbacks, LADE_SITEPROBE_MAX_DNS,
                                            &cfg.n_fallbacks);

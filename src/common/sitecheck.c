@@ -61,6 +61,7 @@ struct lade_check_item *lade_check_add(struct lade_check_report *r, const char *
         struct lade_check_item *items = realloc(r->items, cap * sizeof *items);
         if (!items) {
             cJSON_Delete(data);
+            r->incomplete = true;
             return NULL;
         }
         r->items = items;
@@ -105,6 +106,8 @@ enum lade_check_status lade_check_worst(const struct lade_check_report *r)
 
 int lade_check_exit_status(const struct lade_check_report *r)
 {
+    if (r->incomplete)
+        return 3;
     switch (lade_check_worst(r)) {
     case LADE_CHECK_FAIL:
         return 2;
@@ -230,9 +233,12 @@ lade_err lade_check_render_text(const struct lade_check_report *r, FILE *f, bool
     for (size_t i = 0; i < r->n; i++)
         count[r->items[i].status]++;
     enum lade_check_status w = lade_check_worst(r);
-    const char *verdict = w == LADE_CHECK_FAIL   ? "NOT READY: fix the failed checks"
+    const char *verdict = r->incomplete          ? "INCOMPLETE: out of memory, findings were lost"
+                          : w == LADE_CHECK_FAIL ? "NOT READY: fix the failed checks"
                           : w == LADE_CHECK_WARN ? "READY WITH WARNINGS: read the warnings"
-                                                 : "READY: every check passed";
+                          : count[LADE_CHECK_PASS] == 0 ? "NOTHING CHECKED: only notes"
+                          : count[LADE_CHECK_NOTE] ? "READY: every check passed (read the notes)"
+                                                   : "READY: every check passed";
     fprintf(f, "%s%s%s\n", colour ? colour_of(w == LADE_CHECK_NOTE ? LADE_CHECK_PASS : w) : "",
             verdict, colour ? "\x1b[0m" : "");
     fprintf(f, "passed %zu, warnings %zu, failed %zu, notes %zu\n", count[LADE_CHECK_PASS],
@@ -250,7 +256,8 @@ lade_err lade_check_render_json(const struct lade_check_report *r, const cJSON *
     bool ok =
         cJSON_AddNumberToObject(root, "version", 1) &&
         cJSON_AddStringToObject(root, "status", lade_check_status_name(lade_check_worst(r))) &&
-        cJSON_AddNumberToObject(root, "exit", lade_check_exit_status(r));
+        cJSON_AddNumberToObject(root, "exit", lade_check_exit_status(r)) &&
+        cJSON_AddBoolToObject(root, "complete", !r->incomplete);
     cJSON *arr = ok ? cJSON_AddArrayToObject(root, "checks") : NULL;
     ok = arr != NULL;
     for (size_t i = 0; ok && i < r->n; i++) {

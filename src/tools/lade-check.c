@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lade/dhcpprobe.h"
 #include "lade/dnsres.h"
 #include "lade/log.h"
 #include "lade/loop.h"
@@ -28,7 +29,7 @@
 
 #define EXIT_USAGE 3
 #define MAX_SCANS  8
-#define SCAN_MAX   (1024 * 1024)
+#define SCAN_MAX   LADE_WIFI_INPUT_MAX /* the parser decides what it keeps */
 
 struct opts {
     struct lade_settings s; /* hosts, CA, fallbacks: factory defaults or --factory */
@@ -68,7 +69,9 @@ static void usage(FILE *f)
         "  --dns LIST              the site's DNS servers (default: DHCP's, else resolv.conf)\n"
         "  --no-dhcp               skip the DHCP check\n"
         "  --chargers N            chargers planned here: addresses and data plan\n"
-        "  --probe-pool            ask the DHCP server for N offers (never takes a lease)\n"
+        "  --probe-pool            ask the DHCP server for N offers (N <= 256; never takes a\n"
+        "                          lease, but a server that holds what it offers is briefly\n"
+        "                          shorter of addresses)\n"
         "  --bearer wifi|plc|lte|ethernet   the bearer of the plan (default: all)\n"
         "  --sessions-per-day S    charge sessions per charger a day (default 2)\n"
         "  --ssid NAME             the chargers' WiFi network\n"
@@ -200,7 +203,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->sessions_per_day = -1;
     o->timeout_ms = 5000;
     int ch, rc = 0;
-    unsigned long v;
+    unsigned long v = 0;
     while (rc == 0 && (ch = getopt_long(argc, argv, "i:vh", lo, NULL)) != -1) {
         switch (ch) {
         case O_FACTORY: {
@@ -313,6 +316,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (rc == 0 && optind < argc)
         rc = bad("unexpected argument '%s'", argv[optind]);
+    if (rc == 0 && o->probe_pool && o->chargers > LADE_DHCPPROBE_MAX_CLIENTS)
+        rc = bad("--probe-pool asks at most %u made-up chargers; --chargers is %u",
+                 LADE_DHCPPROBE_MAX_CLIENTS, o->chargers);
     if (rc == 0 && o->probe_pool && !o->chargers)
         rc = bad("--probe-pool needs --chargers N");
     return rc;
@@ -326,12 +332,13 @@ static char *read_file(const char *path, size_t *len)
     if (!f)
         return NULL;
     char *buf = malloc(SCAN_MAX + 1);
+    errno = 0;
     size_t n = buf ? fread(buf, 1, SCAN_MAX + 1, f) : 0;
-    bool err = ferror(f);
+    int e = ferror(f) ? (errno ? errno : EIO) : !buf ? ENOMEM : n > SCAN_MAX ? EFBIG : 0;
     fclose(f);
-    if (!buf || err || n > SCAN_MAX) {
+    if (e) {
         free(buf);
-        errno = err ? EIO : EFBIG;
+        errno = e;
         return NULL;
     }
     buf[n] = '\0';
@@ -362,8 +369,12 @@ static char *scan_now(const char *ifname, size_t *len)
     char *buf = malloc(SCAN_MAX + 1);
     size_t n = 0;
     ssize_t r = 0;
-    while (buf && n < SCAN_MAX && (r = read(pfd[0], buf + n, SCAN_MAX - n)) > 0)
-        n += (size_t)r;
+    char sink[4096];
+    /* Read to the end (iw must not die on a closed pipe); keep what fits. */
+    while ((r = read(pfd[0], buf && n < SCAN_MAX ? buf + n : sink,
+                     buf && n < SCAN_MAX ? SCAN_MAX - n : sizeof sink)) > 0)
+        if (buf && n < SCAN_MAX)
+            n += (size_t)r;
     close(pfd[0]);
     int st = 0;
     waitpid(pid, &st, 0);
@@ -376,12 +387,16 @@ static char *scan_now(const char *ifname, size_t *len)
     return buf;
 }
 
-static int check_wifi(const struct opts *o, struct lade_check_report *r)
+struct scans {
+    struct lade_wifi_scan s[MAX_SCANS + 1];
+    size_t n;
+};
+
+/* Reads and parses every scan (files, then a live one) before anything else runs, so that a
+ * wrong file name does not throw away a whole network check. */
+static int load_scans(const struct opts *o, struct scans *sc)
 {
-    struct lade_wifi_scan scans[MAX_SCANS + 1];
-    size_t n = 0;
-    int rc = 0;
-    for (size_t i = 0; i <= o->n_scan_files && rc == 0; i++) {
+    for (size_t i = 0; i <= o->n_scan_files; i++) {
         bool live = i == o->n_scan_files;
         if (live && !o->wifi_if)
             break;
@@ -392,25 +407,19 @@ static int check_wifi(const struct opts *o, struct lade_check_report *r)
             fprintf(stderr, "lade-check: %s %s: %s\n", live ? "cannot scan with" : "cannot read",
                     what,
                     live ? "`iw dev IF scan` failed (root? the interface up?)" : strerror(errno));
-            rc = EXIT_USAGE;
-            break;
+            return EXIT_USAGE;
         }
-        lade_err e = lade_wifi_scan_parse(text, len, &scans[n]);
+        lade_err e = lade_wifi_scan_parse(text, len, &sc->s[sc->n]);
         free(text);
         if (e != LADE_OK) {
             fprintf(stderr, "lade-check: %s: not a WiFi scan: %s\n", what,
-                    scans[n].error[0] ? scans[n].error : lade_strerror(e));
-            lade_wifi_scan_free(&scans[n]);
-            rc = EXIT_USAGE;
-            break;
+                    sc->s[sc->n].error[0] ? sc->s[sc->n].error : lade_strerror(e));
+            lade_wifi_scan_free(&sc->s[sc->n]);
+            return EXIT_USAGE;
         }
-        n++;
+        sc->n++;
     }
-    if (rc == 0 && n > 0 && lade_wifi_check(scans, n, o->ssid, r) != LADE_OK)
-        rc = EXIT_USAGE;
-    for (size_t i = 0; i < n; i++)
-        lade_wifi_scan_free(&scans[i]);
-    return rc;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -480,12 +489,19 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
     lade_log_set_level(o.verbose ? LADE_LOG_DEBUG : LADE_LOG_ERROR);
+    static struct scans scans;
+    rc = load_scans(&o, &scans);
     struct lade_check_report r;
     lade_check_report_init(&r);
-    if (!o.offline)
+    if (rc == 0 && !o.offline)
         rc = run_network(&o, &r);
-    if (rc == 0 && (o.n_scan_files || o.wifi_if))
-        rc = check_wifi(&o, &r);
+    if (rc == 0 && scans.n > 0) {
+        lade_err e = lade_wifi_check(scans.s, scans.n, o.ssid, &r);
+        if (e != LADE_OK)
+            rc = bad("the WiFi checks failed: %s", lade_strerror(e));
+    }
+    for (size_t i = 0; i < scans.n; i++)
+        lade_wifi_scan_free(&scans.s[i]);
     if (rc == 0 && o.chargers) {
         struct lade_check_plan plan = {
             .chargers = o.chargers,

@@ -51,6 +51,26 @@ static int teardown(void **state)
     return 0;
 }
 
+/* What a test changed in the lab, undone after it whether it passed or not (a failed assertion
+ * must not break the tests after it). */
+static char undo_cmds[8][64];
+static int n_undo;
+
+/* Registers the lab.sh command that undoes the change about to be made. */
+static void undo(const char *cmd)
+{
+    assert_true(n_undo < 8);
+    snprintf(undo_cmds[n_undo++], sizeof undo_cmds[0], "%s", cmd);
+}
+
+static int restore(void **state)
+{
+    (void)state;
+    while (n_undo > 0)
+        h_lab_cmd(&lab, "%s", undo_cmds[--n_undo]);
+    return 0;
+}
+
 /* Runs lade-check in charger0's namespace against the lab's services; stdout in out, returns
  * the exit status. extra: more options. */
 static int run_check(const char *extra)
@@ -146,9 +166,9 @@ static void test_healthy_site_passes(void **state)
 static void test_firewall_blocks_8883(void **state)
 {
     (void)state;
+    undo("firewall allow 8883");
     h_lab_firewall(&lab, H_LAB_BLOCK_8883, true);
     cJSON *j = check_json(NULL, 2);
-    h_lab_firewall(&lab, H_LAB_BLOCK_8883, false);
     expect(j, "reach.hub", "fail", "a firewall drops outbound TCP 8883",
            "Allow outbound TCP port 8883 to " H_LAB_HUB_HOST);
     expect(j, "reach.fw." H_LAB_FW2_HOST, "pass", NULL, NULL); /* 443 still open */
@@ -161,6 +181,7 @@ static void test_dns_blocked(void **state)
     (void)state;
     /* Port 53 to the internet closed: the router's DNS (which forwards from the router
      * itself) still works, the fallbacks do not: a warning, the chargers work. */
+    undo("firewall allow dns");
     h_lab_firewall(&lab, H_LAB_BLOCK_DNS, true);
     cJSON *j = check_json(NULL, 1);
     expect(j, "dns.site", "pass", NULL, NULL);
@@ -169,10 +190,9 @@ static void test_dns_blocked(void **state)
     expect(j, "reach.hub", "pass", NULL, NULL);
     cJSON_Delete(j);
     /* And the site's DNS server off too: nothing resolves. */
+    undo("dns forward");
     h_lab_dns(&lab, H_LAB_DNS_OFF, 0);
     j = check_json(NULL, 2);
-    h_lab_dns(&lab, H_LAB_DNS_FORWARD, 0);
-    h_lab_firewall(&lab, H_LAB_BLOCK_DNS, false);
     expect(j, "dns.site", "fail", "fails", "Fix the site's DNS server");
     expect(j, "dns.fallback", "fail", "DNS to the internet is blocked", "port 53");
     expect(j, "time.ntp", "fail", "does not resolve", NULL);
@@ -184,6 +204,8 @@ static void test_dhcp_pool_exhausted(void **state)
 {
     (void)state;
     /* A pool of one address, taken by charger1 (busybox udhcpc). */
+    undo("addr 1 static");
+    undo("dhcp set pool 50");
     h_lab_must(&lab, "dhcp set pool 1");
     h_lab_must(&lab, "addr 1 flush");
     h_lab_must(&lab, "dhcp-client 1");
@@ -193,11 +215,9 @@ static void test_dhcp_pool_exhausted(void **state)
     expect(j, "dhcp.offer", "fail", "its address pool is exhausted", "Enlarge the DHCP pool");
     cJSON_Delete(j);
     /* With no DHCP server at all the answer is another one. */
+    undo("dhcp on");
     h_lab_dhcp(&lab, false);
     j = check_json(NULL, 2);
-    h_lab_dhcp(&lab, true);
-    h_lab_must(&lab, "dhcp set pool 50");
-    h_lab_must(&lab, "addr 1 static");
     expect(j, "dhcp.offer", "fail", "No DHCP server answers", "Turn on a DHCP server");
     cJSON_Delete(j);
 }
@@ -206,6 +226,7 @@ static void test_pool_probe(void **state)
 {
     (void)state;
     /* 6 made-up chargers from a pool of 4: not every charger gets an address. */
+    undo("dhcp set pool 50");
     h_lab_must(&lab, "dhcp set pool 4");
     cJSON *j = check_json("--chargers 6 --probe-pool", 2);
     h_lab_must(&lab, "dhcp set pool 50");
@@ -220,9 +241,9 @@ static void test_pool_probe(void **state)
 static void test_dhcp_gives_no_dns(void **state)
 {
     (void)state;
+    undo("dhcp set dns router");
     h_lab_must(&lab, "dhcp set dns none");
     cJSON *j = check_json(NULL, 1);
-    h_lab_must(&lab, "dhcp set dns router");
     expect(j, "dhcp.dns", "warn", "gives no DNS server", "option 6");
     expect(j, "dns.site", "note", "DHCP gives none", NULL);
     expect(j, "dns.fallback", "pass", NULL, NULL);
@@ -233,9 +254,9 @@ static void test_dhcp_gives_no_dns(void **state)
 static void test_ntp_blocked(void **state)
 {
     (void)state;
+    undo("firewall allow ntp");
     h_lab_firewall(&lab, H_LAB_BLOCK_NTP, true);
     cJSON *j = check_json(NULL, 2);
-    h_lab_firewall(&lab, H_LAB_BLOCK_NTP, false);
     expect(j, "time.ntp", "fail", "No NTP answer from " H_LAB_NTP_HOST,
            "Allow NTP (UDP port 123) outbound");
     expect(j, "reach.hub", "pass", NULL, NULL);
@@ -245,15 +266,49 @@ static void test_ntp_blocked(void **state)
 static void test_tls_inspecting_firewall(void **state)
 {
     (void)state;
+    undo("intercept off");
     h_lab_intercept(&lab, true);
     cJSON *j = check_json(NULL, 2);
-    h_lab_intercept(&lab, false);
     expect(j, "reach.hub", "fail", H_LAB_INTERCEPT_CA_CN, "Exempt this host and port from TLS");
     expect(j, "reach.hub", "fail", "intercepts TLS", NULL);
     expect(j, "reach.fw." H_LAB_FW1_HOST, "fail", H_LAB_INTERCEPT_CA_CN, NULL);
     /* The TCP connection itself got through: it is not a port block. */
     const cJSON *d = cJSON_GetObjectItem(finding(j, "reach.hub"), "data");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "tcp_connected")));
+    cJSON_Delete(j);
+}
+
+static void test_names_and_certificates(void **state)
+{
+    (void)state;
+    /* A firmware host name nobody knows (a typo in the settings): not blamed on the site's
+     * DNS. One whose address serves a certificate for other names: the name mismatch. */
+    undo("names reset");
+    h_lab_must(&lab, "names add wrongname.lade.test " H_LAB_FW1_ADDR);
+    int rc =
+        run_check("--json --firmware-hosts fw1.lade.test,nosuch.lade.test,wrongname.lade.test");
+    cJSON *j = cJSON_Parse(out);
+    if (!j)
+        fail_msg("not JSON (exit %d):\n%s", rc, out);
+    assert_int_equal(rc, 2);
+    expect(j, "dns.names", "fail", "nosuch.lade.test (firmware)", "--firmware-hosts");
+    expect(j, "dns.site", "pass", "All 4 names", NULL);
+    expect(j, "reach.fw.nosuch.lade.test", "warn", "does not exist", NULL);
+    expect(j, "reach.fw.wrongname.lade.test", "warn", "not for wrongname.lade.test",
+           "Make sure the name is right");
+    expect(j, "reach.fw.fw1.lade.test", "pass", NULL, NULL);
+    cJSON_Delete(j);
+}
+
+static void test_one_fallback_down(void **state)
+{
+    (void)state;
+    undo("start resolver2");
+    h_lab_must(&lab, "stop resolver2");
+    cJSON *j = check_json(NULL, 1);
+    expect(j, "dns.fallback", "warn",
+           "No answer from the fallback DNS server " H_LAB_RESOLVER2_ADDR, "every fallback server");
+    expect(j, "dns.site", "pass", NULL, NULL);
     cJSON_Delete(j);
 }
 
@@ -278,8 +333,7 @@ static void test_wifi_recorded_scans(void **state)
     (void)state;
     char a[600], b[600], args[1400];
     const char *src = h_source_dir();
-    snprintf(args, sizeof args, "--ssid lade-site --wifi-scan %s/tests/data/wifi/healthy.iw",
-             src);
+    snprintf(args, sizeof args, "--ssid lade-site --wifi-scan %s/tests/data/wifi/healthy.iw", src);
     assert_int_equal(run_offline(args), 0);
     cJSON *j = cJSON_Parse(out);
     assert_non_null(j);
@@ -287,8 +341,7 @@ static void test_wifi_recorded_scans(void **state)
     expect(j, "wifi.channel", "pass", NULL, NULL);
     cJSON_Delete(j);
 
-    snprintf(args, sizeof args, "--ssid lade-site --wifi-scan %s/tests/data/wifi/weak.iw",
-             src);
+    snprintf(args, sizeof args, "--ssid lade-site --wifi-scan %s/tests/data/wifi/weak.iw", src);
     assert_int_equal(run_offline(args), 2);
     j = cJSON_Parse(out);
     expect(j, "wifi.signal", "fail", NULL, "PLC");
@@ -298,11 +351,9 @@ static void test_wifi_recorded_scans(void **state)
     snprintf(a, sizeof a, "%s/tests/data/wifi/auto-1.iw", src);
     snprintf(b, sizeof b, "%s/tests/data/wifi/auto-2.iw", src);
     snprintf(args, sizeof args, "--ssid lade-site --wifi-scan %s --wifi-scan %s", a, b);
-    assert_true(run_offline(args) >= 1);
+    assert_int_equal(run_offline(args), 2);
     j = cJSON_Parse(out);
-    const cJSON *f = finding(j, "wifi.fixed");
-    assert_string_not_equal(field(f, "status"), "pass");
-    assert_non_null(strstr(field(f, "remedy"), "1, 6 or 11"));
+    expect(j, "wifi.fixed", "fail", NULL, "1, 6 or 11");
     cJSON_Delete(j);
 
     /* A file that is not a scan: a clear error, exit 3. */
@@ -330,14 +381,16 @@ static void test_bad_command_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_healthy_site_passes),
-        cmocka_unit_test(test_firewall_blocks_8883),
-        cmocka_unit_test(test_dns_blocked),
-        cmocka_unit_test(test_dhcp_pool_exhausted),
-        cmocka_unit_test(test_pool_probe),
-        cmocka_unit_test(test_dhcp_gives_no_dns),
-        cmocka_unit_test(test_ntp_blocked),
-        cmocka_unit_test(test_tls_inspecting_firewall),
+        cmocka_unit_test_teardown(test_healthy_site_passes, restore),
+        cmocka_unit_test_teardown(test_firewall_blocks_8883, restore),
+        cmocka_unit_test_teardown(test_dns_blocked, restore),
+        cmocka_unit_test_teardown(test_dhcp_pool_exhausted, restore),
+        cmocka_unit_test_teardown(test_pool_probe, restore),
+        cmocka_unit_test_teardown(test_dhcp_gives_no_dns, restore),
+        cmocka_unit_test_teardown(test_ntp_blocked, restore),
+        cmocka_unit_test_teardown(test_tls_inspecting_firewall, restore),
+        cmocka_unit_test_teardown(test_names_and_certificates, restore),
+        cmocka_unit_test_teardown(test_one_fallback_down, restore),
         cmocka_unit_test(test_wifi_recorded_scans),
         cmocka_unit_test(test_bad_command_line),
     };

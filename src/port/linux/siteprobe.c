@@ -44,6 +44,7 @@ struct lookup {
 struct name {
     char host[LADE_RESOLVE_NAME_MAX + 1];
     const char *role; /* "hub", "firmware", "NTP" */
+    bool nowhere;     /* every DNS server says it does not exist */
     /* The addresses later steps use: the site's answer, else the first fallback's. */
     struct lade_sockaddr addrs[MAX_ADDRS];
     size_t n;
@@ -85,6 +86,7 @@ struct lade_siteprobe {
     void (*done)(void *ud);
     void *ud;
     enum phase phase;
+    const char *self; /* "this computer" or "this charger" */
     unsigned pending;
     struct lade_timer kick; /* runs the next phase from the loop */
 
@@ -116,7 +118,8 @@ struct lade_siteprobe {
 
     /* reach */
     struct lade_tls_ctx *tls;
-    char fw_list[768];
+    char fw_list[768];   /* as long as the factory setting firmware_hosts */
+    unsigned fw_dropped; /* firmware hosts beyond MAX_FW: not checked (a note says so) */
     const char *fw[MAX_FW];
     size_t n_fw;
     struct reach reach[1 + MAX_FW];
@@ -239,8 +242,8 @@ static void eval_dhcp(struct lade_siteprobe *p, const struct lade_dhcpprobe_resu
     cJSON_AddNumberToObject(data, "servers", res->n_servers);
     if (!res->if_carrier) {
         lade_check_add(p->r, "dhcp.offer", LADE_CHECK_FAIL, data,
-                       "Connect the cable (or the PLC/WiFi bridge) to this computer's interface "
-                       "and run the check again.",
+                       "Connect the cable (or the PLC/WiFi bridge) to the interface and run the "
+                       "check again.",
                        "No link on %s: nothing could be asked.", res->ifname);
         return;
     }
@@ -266,18 +269,42 @@ static void eval_dhcp(struct lade_siteprobe *p, const struct lade_dhcpprobe_resu
         lade_check_add(p->r, "dhcp.offer", LADE_CHECK_FAIL, data,
                        "Enlarge the DHCP pool (one address per charger, plus spare), shorten the "
                        "lease time so that old leases free up, and keep the chargers' network "
-                       "dedicated to them.",
-                       "The DHCP server %s answers (it told this computer its settings) but "
-                       "offers no address to a new device: its address pool is exhausted.",
-                       s2);
+                       "dedicated to them. If the server gives addresses only to devices it "
+                       "knows, add every charger's MAC address to it.",
+                       "The DHCP server %s answers (it told %s its settings) but offers no "
+                       "address to a new device: its address pool is exhausted, or it serves "
+                       "only devices it knows.",
+                       s2, p->self);
+    } else if (res->send_error != LADE_OK) {
+        lade_check_add(p->r, "dhcp.offer", LADE_CHECK_WARN, data, NULL,
+                       "DHCP was not checked: the questions could not be sent on %s (%s).",
+                       res->ifname, strerror(res->send_errno));
+        return;
+    } else if (res->unexpected > 0) {
+        lade_check_add(p->r, "dhcp.offer", LADE_CHECK_FAIL, data,
+                       "Check the DHCP server's settings: it must give addresses to new "
+                       "devices on this network.",
+                       "A DHCP server answers on %s but refuses (DHCPNAK or an answer that does "
+                       "not fit the question): a new charger gets no address.",
+                       res->ifname);
+        return;
     } else {
         lade_check_add(p->r, "dhcp.offer", LADE_CHECK_FAIL, data, need_dhcp,
-                       "No DHCP server answers on %s (nothing in %u ms%s).", res->ifname,
+                       "No DHCP server answers on %s (nothing in %u ms%s%s).", res->ifname,
                        (unsigned)res->elapsed_ms,
-                       res->inform.sent ? ", neither to a new device nor to this computer" : "");
+                       res->inform.sent ? ", neither to a new device nor to " : "",
+                       res->inform.sent ? p->self : "");
         return;
     }
     p->dhcp_ran = true;
+    if (res->if_addr == 0 || (res->if_addr >> 16) == 0xA9FE) {
+        lade_check_add(p->r, "dhcp.address", LADE_CHECK_WARN, NULL,
+                       "Let this computer take an address on the chargers' network (its own "
+                       "DHCP client) and run the check again.",
+                       "%s has no usable IPv4 address on %s: the DNS, NTP and connection checks "
+                       "below go out through another network, or fail.",
+                       p->self, res->ifname);
+    }
     if (res->n_servers > 1 || res->servers_more) {
         uint32_t ids[LADE_DHCPPROBE_MAX_SERVERS];
         for (unsigned i = 0; i < res->n_servers; i++)
@@ -290,11 +317,11 @@ static void eval_dhcp(struct lade_siteprobe *p, const struct lade_dhcpprobe_resu
                        "and may get wrong settings.",
                        res->n_servers, res->servers_more ? "+" : "", list);
     }
-    if (a->has_lease || a->type == LADE_DHCP_OFFER) {
+    if (a->has_lease) {
         char d[32];
         duration_text(a->lease_s, d, sizeof d);
-        bool longl = !a->has_lease || a->lease_s == LADE_DHCP_INFINITE || a->lease_s > 86400;
-        bool shortl = a->has_lease && a->lease_s < 600;
+        bool longl = a->lease_s == LADE_DHCP_INFINITE || a->lease_s > 86400;
+        bool shortl = a->lease_s < 600;
         lade_check_add(p->r, "dhcp.lease", longl || shortl ? LADE_CHECK_WARN : LADE_CHECK_PASS,
                        NULL,
                        longl    ? "Set the lease time to a few hours, at most a day (e.g. 12 h)."
@@ -307,7 +334,7 @@ static void eval_dhcp(struct lade_siteprobe *p, const struct lade_dhcpprobe_resu
                                   "which costs data and breaks them quickly when the server is "
                                   "down."
                                 : "The lease time is %s.",
-                       a->has_lease ? d : "not given");
+                       d);
     }
     if (a->n_routers == 0)
         lade_check_add(p->r, "dhcp.router", LADE_CHECK_FAIL, NULL,
@@ -417,10 +444,15 @@ static void on_dhcp(void *ud, const struct lade_dhcpprobe_result *res)
 static void start_dhcp(struct lade_siteprobe *p)
 {
     if (!p->cfg.dhcp || !p->cfg.ifname) {
-        lade_check_add(p->r, "dhcp.offer", LADE_CHECK_NOTE, NULL,
-                       "Give the interface on the chargers' network (--interface) and run as "
-                       "root to check DHCP.",
-                       "DHCP was not checked.");
+        if (p->cfg.on_charger)
+            lade_check_add(p->r, "dhcp.offer", LADE_CHECK_NOTE, NULL, NULL,
+                           "DHCP was not checked: the operating system configures this "
+                           "charger's network, not the charger.");
+        else
+            lade_check_add(p->r, "dhcp.offer", LADE_CHECK_NOTE, NULL,
+                           "Give the interface on the chargers' network (--interface) and run "
+                           "as root to check DHCP.",
+                           "DHCP was not checked.");
         return;
     }
     struct lade_dhcpprobe_cfg c;
@@ -440,20 +472,20 @@ static void start_dhcp(struct lade_siteprobe *p)
     }
     if (e == LADE_ERR_IO && (os_errno == EPERM || os_errno == EACCES))
         lade_check_add(p->r, "dhcp.offer", LADE_CHECK_WARN, NULL,
-                       "Run lade-check as root (sudo) to check DHCP.",
+                       p->cfg.on_charger ? NULL : "Run lade-check as root (sudo) to check DHCP.",
                        "DHCP was not checked: asking the DHCP server needs root (a raw socket).");
     else if (e == LADE_ERR_NOT_FOUND)
         lade_check_add(p->r, "dhcp.offer", LADE_CHECK_FAIL, NULL,
                        "Give the interface on the chargers' network (see `ip link`).",
-                       "There is no interface %s on this computer.", p->cfg.ifname);
+                       "There is no interface %s on %s.", p->cfg.ifname, p->self);
     else if (e == LADE_ERR_STATE)
         lade_check_add(p->r, "dhcp.offer", LADE_CHECK_FAIL, NULL,
                        "Bring the interface up and connect it to the chargers' network.",
                        "The interface %s is down (or not Ethernet-like).", p->cfg.ifname);
     else
         lade_check_add(p->r, "dhcp.offer", LADE_CHECK_WARN, NULL, NULL,
-                       "DHCP was not checked: %s (%s).", lade_strerror(e),
-                       os_errno ? strerror(os_errno) : "");
+                       "DHCP was not checked: %s%s%s%s.", lade_strerror(e), os_errno ? " (" : "",
+                       os_errno ? strerror(os_errno) : "", os_errno ? ")" : "");
 }
 
 /* ---------------------------------------------------------------- DNS */
@@ -486,7 +518,7 @@ static void pick_site_servers(struct lade_siteprobe *p)
     if (p->cfg.n_dns > 0) {
         memcpy(p->site, p->cfg.dns, p->cfg.n_dns * sizeof p->site[0]);
         p->n_site = p->cfg.n_dns;
-        p->site_from = "--dns";
+        p->site_from = p->cfg.on_charger ? "its settings" : "--dns";
         return;
     }
     if (p->n_site > 0 || p->dhcp_ran)
@@ -560,14 +592,29 @@ static void eval_dns(struct lade_siteprobe *p)
 {
     char servers[160];
     addr_list(p->site, p->n_site, servers, sizeof servers);
-    /* Which names each path resolved. */
-    size_t site_ok = 0, site_nx = 0, any_ok = 0;
+    /* Which names each path resolved. A name every server that answered calls NXDOMAIN does
+     * not exist (a typo in the settings): not the site's fault, reported on its own. */
+    size_t site_ok = 0, site_nx = 0, any_ok = 0, n_nowhere = 0;
     uint32_t site_slowest = 0;
-    char failed[400] = "";
-    size_t foff = 0;
+    char failed[400] = "", nowhere[400] = "";
+    size_t foff = 0, noff = 0;
     for (size_t i = 0; i < p->n_names; i++) {
         struct name *nm = &p->names[i];
         struct lookup *s = find_lookup(p, i, -1);
+        size_t ran = 0, nx = 0;
+        for (int via = -1; via < (int)p->cfg.n_fallbacks; via++) {
+            struct lookup *l = find_lookup(p, i, via);
+            ran += l != NULL;
+            nx += l && l->err == LADE_ERR_NOT_FOUND;
+        }
+        if (ran > 0 && nx == ran) {
+            n_nowhere++;
+            nm->nowhere = true;
+            if (noff < sizeof nowhere)
+                noff += (size_t)snprintf(nowhere + noff, sizeof nowhere - noff, "%s%s (%s)",
+                                         noff ? ", " : "", nm->host, nm->role);
+            continue;
+        }
         if (s && s->err == LADE_OK) {
             site_ok++;
             if (s->ms > site_slowest)
@@ -631,6 +678,17 @@ static void eval_dns(struct lade_siteprobe *p)
     }
     cJSON_AddItemToObject(data, "site_servers", addr_array(p->site, p->n_site));
     cJSON_AddStringToObject(data, "site_servers_from", p->site_from ? p->site_from : "none");
+    if (n_nowhere > 0)
+        lade_check_add(p->r, "dns.names", LADE_CHECK_FAIL, NULL,
+                       p->cfg.on_charger
+                           ? "Check the charger's factory settings (hub and firmware hosts, NTP "
+                             "host)."
+                           : "Check the host names lade-check was given (--hub, "
+                             "--firmware-hosts, --ntp, --factory): they must be the chargers' "
+                             "factory settings.",
+                       "%s: every DNS server says %s not exist.", nowhere,
+                       n_nowhere == 1 ? "this name does" : "these names do");
+    size_t n_exist = p->n_names - n_nowhere;
 
     if (p->n_site == 0) {
         if (p->dhcp_ran) {
@@ -645,28 +703,31 @@ static void eval_dns(struct lade_siteprobe *p)
                            fb_ok ? "" : ", which do not answer: chargers cannot find the cloud");
         } else {
             lade_check_add(p->r, "dns.site", LADE_CHECK_NOTE, data,
-                           "Run lade-check as root on the chargers' network (it then asks the "
-                           "DHCP server), or give the site's DNS server with --dns.",
-                           "The site's DNS server is not known: this computer uses only a local "
-                           "resolver. The names were checked through the fallback servers.");
+                           p->cfg.on_charger
+                               ? NULL
+                               : "Run lade-check as root on the chargers' network (it then asks "
+                                 "the DHCP server), or give the site's DNS server with --dns.",
+                           "The site's DNS server is not known: %s uses only a local resolver. "
+                           "The names were checked through the fallback servers.",
+                           p->self);
         }
-    } else if (site_ok == p->n_names) {
+    } else if (site_ok == n_exist) {
         bool slow = site_slowest > 1000;
         lade_check_add(p->r, "dns.site", slow ? LADE_CHECK_WARN : LADE_CHECK_PASS, data,
                        slow ? "Check the DNS server's upstream; chargers wait for slow answers "
                               "before they can connect."
                             : NULL,
-                       "All %zu names resolve through %s (from %s), the slowest in %u ms.",
-                       p->n_names, servers, p->site_from, (unsigned)site_slowest);
-    } else if (site_nx > 0 && any_ok == p->n_names) {
+                       "All %zu names resolve through %s (from %s), the slowest in %u ms.", n_exist,
+                       servers, p->site_from, (unsigned)site_slowest);
+    } else if (site_nx > 0 && any_ok == n_exist) {
         lade_check_add(p->r, "dns.site", LADE_CHECK_FAIL, data,
                        "Allow these names in the DNS filter of the site (the chargers' cloud "
                        "services must resolve).",
-                       "%s (from %s) says names exist nowhere that public DNS resolves: %s. A DNS "
-                       "filter blocks them.",
+                       "%s (from %s) says these names do not exist, while public DNS resolves "
+                       "them: %s. A DNS filter blocks them.",
                        servers, p->site_from, failed);
     } else {
-        bool covered = any_ok == p->n_names && fb_ok;
+        bool covered = any_ok == n_exist && fb_answering > 0;
         lade_check_add(p->r, "dns.site", covered ? LADE_CHECK_WARN : LADE_CHECK_FAIL, data,
                        "Fix the site's DNS server (it must answer for these names on UDP and "
                        "TCP port 53), or hand out a working one by DHCP.",
@@ -680,13 +741,19 @@ static void eval_dns(struct lade_siteprobe *p)
         lade_check_add(p->r, "dns.fallback", LADE_CHECK_PASS, NULL, NULL,
                        "The fallback DNS servers %s answer (DNS port 53 is open outbound).",
                        fb_all);
+    } else if (fb_answering > 0) {
+        lade_check_add(p->r, "dns.fallback", LADE_CHECK_WARN, NULL,
+                       "Allow DNS (UDP and TCP port 53) outbound to every fallback server.",
+                       "No answer from the fallback DNS server %s, while the others of %s "
+                       "answer: DNS to it is blocked, or it is down.",
+                       fb_dead, fb_all);
     } else {
-        bool site_fine = p->n_site > 0 && site_ok == p->n_names;
+        bool site_fine = p->n_site > 0 && site_ok == n_exist;
         lade_check_add(
             p->r, "dns.fallback", site_fine ? LADE_CHECK_WARN : LADE_CHECK_FAIL, NULL,
             "Allow DNS (UDP and TCP port 53) outbound to the fallback servers.",
             "No answer from the fallback DNS server%s %s: DNS to the internet is blocked. %s",
-            fb_answering + 1 < p->cfg.n_fallbacks ? "s" : "", fb_dead,
+            p->cfg.n_fallbacks > 1 ? "s" : "", fb_dead,
             site_fine ? "Chargers work through the site's DNS, but have no way around it when "
                         "it fails."
                       : "Together with the site's DNS failing, chargers cannot find the cloud.");
@@ -785,6 +852,10 @@ static void start_ntp(struct lade_siteprobe *p)
         lade_timer_init(&q->timer, on_ntp_timer, q);
         p->pending++;
         q->fd = socket(q->addr.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (q->fd >= 0 && p->cfg.ifname && p->cfg.ifname[0] &&
+            setsockopt(q->fd, SOL_SOCKET, SO_BINDTODEVICE, p->cfg.ifname,
+                       (socklen_t)strlen(p->cfg.ifname)) < 0)
+            LOG_D(MOD, "NTP socket not bound to %s: %s", p->cfg.ifname, strerror(errno));
         if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&q->addr.ss, q->addr.len) < 0 ||
             lade_loop_watch(p->loop, q->fd, LADE_IO_READ, on_ntp_read, q) != LADE_OK) {
             ntp_finish(q, LADE_SNTP_E_SEND);
@@ -805,7 +876,8 @@ static void eval_ntp(struct lade_siteprobe *p)
                        "The NTP host %s was not checked: its name does not resolve.", nm->host);
         return;
     }
-    size_t ok = 0, refused = 0;
+    size_t ok = 0, refused = 0, unusable = 0, send_failed = 0;
+    const char *why = "";
     int64_t best_delay = -1, offset = 0;
     unsigned stratum = 0;
     cJSON *data = cJSON_CreateObject();
@@ -830,7 +902,27 @@ static void eval_ntp(struct lade_siteprobe *p)
             }
         } else if (q->result == LADE_SNTP_E_REFUSED) {
             refused++;
+        } else if (q->result == LADE_SNTP_E_SEND) {
+            send_failed++;
+        } else if (q->result != LADE_SNTP_E_TIMEOUT) {
+            unusable++; /* it answered: Kiss-o'-Death, unsynchronised, bad stratum, ... */
+            why = lade_sntp_result_name(q->result);
         }
+    }
+    if (ok == 0 && unusable > 0) {
+        lade_check_add(p->r, "time.ntp", LADE_CHECK_FAIL, data,
+                       "Check the NTP host: it must be a synchronised server that serves "
+                       "clients (chargers cannot set their clock from it).",
+                       "%s answers NTP, but not usably (%s): the server is not synchronised, "
+                       "rate-limits or refuses clients.",
+                       nm->host, why);
+        return;
+    }
+    if (ok == 0 && send_failed == p->n_ntp) {
+        lade_check_add(p->r, "time.ntp", LADE_CHECK_FAIL, data,
+                       "Check the route to the internet from the chargers' network.",
+                       "No NTP request to %s could be sent (no route to it).", nm->host);
+        return;
     }
     if (ok == 0) {
         lade_check_add(p->r, "time.ntp", LADE_CHECK_FAIL, data, remedy,
@@ -848,12 +940,14 @@ static void eval_ntp(struct lade_siteprobe *p)
                    best_delay > 0 ? (double)best_delay / 1000.0 : 0.0);
     double off_s = (double)offset / 1e6;
     bool far = off_s > 60 || off_s < -60;
-    lade_check_add(p->r, "time.clock", far ? LADE_CHECK_WARN : LADE_CHECK_NOTE, NULL,
-                   far ? "Set this computer's clock right (it does not affect the chargers, "
-                         "which set theirs by NTP; the TLS checks below use NTP's time)."
-                       : NULL,
-                   "This computer's clock is %.3f s %s the NTP time.", off_s < 0 ? -off_s : off_s,
-                   offset > 0 ? "behind" : "ahead of");
+    /* A charger keeps its own trusted time (docs/time.md): its system clock is only noted. */
+    bool warn = far && !p->cfg.on_charger;
+    lade_check_add(p->r, "time.clock", warn ? LADE_CHECK_WARN : LADE_CHECK_NOTE, NULL,
+                   warn ? "Set this computer's clock right (it does not affect the chargers, "
+                          "which set theirs by NTP; the TLS checks below use NTP's time)."
+                        : NULL,
+                   "The system clock of %s is %.3f s %s the NTP time.", p->self,
+                   off_s < 0 ? -off_s : off_s, offset > 0 ? "behind" : "ahead of");
 }
 
 /* ---------------------------------------------------------------- outbound TCP + TLS */
@@ -932,7 +1026,7 @@ static void eval_one(struct lade_siteprobe *p, const struct reach *x, bool soft)
     if (x->hub)
         snprintf(id, sizeof id, "reach.hub");
     else
-        snprintf(id, sizeof id, "reach.fw.%.30s", x->host);
+        snprintf(id, sizeof id, "reach.fw.%s", x->host);
     char allow[200];
     snprintf(allow, sizeof allow,
              "Allow outbound TCP port %u to %s in the firewall (chargers open the connection "
@@ -964,21 +1058,33 @@ static void eval_one(struct lade_siteprobe *p, const struct reach *x, bool soft)
         return;
     }
     if (x->err == LADE_ERR_RESOLVE) {
-        lade_check_add(p->r, id, bad, data, "Fix DNS first (see above).",
-                       "%s port %u was not checked: the name does not resolve.%s", x->host,
-                       (unsigned)x->port, also);
+        const struct name *nm = name_of(p, x->host);
+        bool nowhere = nm && nm->nowhere;
+        lade_check_add(p->r, id, bad, data,
+                       nowhere ? "Check the host name (see the DNS findings)."
+                               : "Fix DNS first (see above).",
+                       "%s port %u was not checked: the name %s.%s", x->host, (unsigned)x->port,
+                       nowhere ? "does not exist" : "does not resolve", also);
+        return;
+    }
+    if (!x->c) {
+        lade_check_add(p->r, id, bad, data, NULL, "%s port %u was not checked: %s.%s", x->host,
+                       (unsigned)x->port, lade_strerror(x->err), also);
+        return;
+    }
+    if (x->st.addr_index < 0 && x->err == LADE_ERR_TIMEOUT) {
+        lade_check_add(p->r, id, bad, data, allow,
+                       "%s port %u: no answer to the connection attempt (%u ms): a firewall "
+                       "drops outbound TCP %u.%s",
+                       x->host, (unsigned)x->port, (unsigned)p->cfg.timeout_ms, (unsigned)x->port,
+                       also);
         return;
     }
     if (x->st.addr_index < 0) {
-        bool timeout = x->err == LADE_ERR_TIMEOUT;
         lade_check_add(p->r, id, bad, data, allow,
-                       timeout ? "%s port %u: no answer to the connection attempt (%u ms): a "
-                                 "firewall drops outbound TCP %u.%s"
-                               : "%s port %u: the connection is refused (reset or unreachable; "
-                                 "%u ms): a firewall rejects outbound TCP %u, or the service is "
-                                 "down.%s",
-                       x->host, (unsigned)x->port, (unsigned)p->cfg.timeout_ms, (unsigned)x->port,
-                       also);
+                       "%s port %u: the connection is refused (reset or unreachable): a firewall "
+                       "rejects outbound TCP %u, or the service is down.%s",
+                       x->host, (unsigned)x->port, (unsigned)x->port, also);
         return;
     }
     if (x->err == LADE_ERR_CERT && x->peer.have_cert && issuer_problem(x->peer.verify_code)) {
@@ -991,17 +1097,26 @@ static void eval_one(struct lade_siteprobe *p, const struct reach *x, bool soft)
                        x->host, (unsigned)x->port, x->peer.top_issuer, x->peer.verify_error, also);
         return;
     }
+    if (x->err == LADE_ERR_CERT && x->peer.have_cert &&
+        x->peer.verify_code == X509_V_ERR_HOSTNAME_MISMATCH) {
+        lade_check_add(p->r, id, bad, data,
+                       "Make sure the name is right and resolves to the real service (check the "
+                       "settings, the DNS filter and any proxy in between).",
+                       "%s port %u: the server presents a certificate for other names (%s, "
+                       "issued by %s), not for %s: a wrong host name, a wrong DNS answer or a "
+                       "proxy.%s",
+                       x->host, (unsigned)x->port, x->peer.subject, x->peer.issuer, x->host, also);
+        return;
+    }
     if (x->err == LADE_ERR_CERT && x->peer.have_cert) {
-        bool name = x->peer.verify_code == X509_V_ERR_HOSTNAME_MISMATCH;
         bool time = x->peer.verify_code == X509_V_ERR_CERT_HAS_EXPIRED ||
                     x->peer.verify_code == X509_V_ERR_CERT_NOT_YET_VALID;
         lade_check_add(p->r, id, bad, data,
-                       name   ? "Make sure the name resolves to the real service (check the DNS "
-                                "filter and any proxy in between)."
-                       : time ? "Check this computer's clock; if it is right, the service's "
-                                "certificate is out of date."
-                              : "Check that nothing between the site and the internet answers "
-                                "in place of the service.",
+                       time ? "The certificate was checked at NTP's time when NTP answered, else "
+                              "at the system clock; if that is right, the service's certificate "
+                              "is out of date."
+                            : "Check that nothing between the site and the internet answers in "
+                              "place of the service.",
                        "%s port %u: the certificate (%s, issued by %s) is not accepted: %s.%s",
                        x->host, (unsigned)x->port, x->peer.subject, x->peer.issuer,
                        x->peer.verify_error, also);
@@ -1022,6 +1137,10 @@ static void eval_reach(struct lade_siteprobe *p)
         fw_any |= !p->reach[i].hub && p->reach[i].err == LADE_OK;
     for (size_t i = 0; i < p->n_reach; i++)
         eval_one(p, &p->reach[i], !p->reach[i].hub && fw_any);
+    if (p->fw_dropped)
+        lade_check_add(p->r, "reach.fw", LADE_CHECK_NOTE, NULL, NULL,
+                       "%u more firmware host%s not checked (at most %d are).", p->fw_dropped,
+                       p->fw_dropped == 1 ? " was" : "s were", MAX_FW);
     lade_check_add(p->r, "reach.inbound", LADE_CHECK_NOTE, NULL, NULL,
                    "No inbound port is needed: chargers open every connection themselves and "
                    "work behind NAT without port forwarding.");
@@ -1046,6 +1165,9 @@ static void on_kick(struct lade_loop *loop, struct lade_timer *t, void *ud)
  * nothing to wait for ends at once through the kick timer (never recursing). */
 static void next_phase(struct lade_siteprobe *p)
 {
+    /* Held while a phase starts: a probe that fails at once (no route) must not end the phase
+     * before its siblings are started. */
+    p->pending++;
     switch (p->phase) {
     case PH_DHCP:
         lade_dhcpprobe_free(p->dhcp);
@@ -1069,29 +1191,32 @@ static void next_phase(struct lade_siteprobe *p)
         p->phase = PH_DONE;
         break;
     case PH_DONE:
-        return;
+        break;
     }
+    p->pending--;
     if (p->pending == 0 && lade_timer_arm_in(p->loop, &p->kick, 0) != LADE_OK)
         LOG_E(MOD, "timer: out of memory");
 }
 
-static void add_name(struct lade_siteprobe *p, const char *host, const char *role, size_t *index)
+/* False when the table is full (the name is not checked). */
+static bool add_name(struct lade_siteprobe *p, const char *host, const char *role, size_t *index)
 {
     for (size_t i = 0; i < p->n_names; i++) {
         if (strcmp(p->names[i].host, host) == 0) {
             if (index)
                 *index = i;
-            return;
+            return true;
         }
     }
     if (p->n_names == LADE_SITEPROBE_MAX_NAMES)
-        return;
+        return false;
     struct name *nm = &p->names[p->n_names];
     snprintf(nm->host, sizeof nm->host, "%s", host);
     nm->role = role;
     if (index)
         *index = p->n_names;
     p->n_names++;
+    return true;
 }
 
 lade_err lade_siteprobe_start(struct lade_loop *loop, const struct lade_siteprobe_cfg *cfg,
@@ -1114,6 +1239,7 @@ lade_err lade_siteprobe_start(struct lade_loop *loop, const struct lade_siteprob
     if (!p->cfg.fw_port)
         p->cfg.fw_port = 443;
     p->r = report;
+    p->self = cfg->on_charger ? "this charger" : "this computer";
     p->done = done;
     p->ud = ud;
     lade_timer_init(&p->kick, on_kick, p);
@@ -1123,16 +1249,21 @@ lade_err lade_siteprobe_start(struct lade_loop *loop, const struct lade_siteprob
         return e;
     }
     add_name(p, cfg->hub_host, "hub", &p->hub_name);
-    p->reach[p->n_reach++] = (struct reach){
-        .p = p, .host = p->names[p->hub_name].host, .port = p->cfg.hub_port, .hub = true};
+    p->reach[p->n_reach++] = (struct reach){.p = p,
+                                            .host = p->names[p->hub_name].host,
+                                            .port = p->cfg.hub_port,
+                                            .hub = true,
+                                            .st.addr_index = -1};
     snprintf(p->fw_list, sizeof p->fw_list, "%s", cfg->fw_hosts ? cfg->fw_hosts : "");
     char *save = NULL;
-    for (char *h = strtok_r(p->fw_list, ", ", &save); h && p->n_fw < MAX_FW;
-         h = strtok_r(NULL, ", ", &save)) {
+    for (char *h = strtok_r(p->fw_list, ", ", &save); h; h = strtok_r(NULL, ", ", &save)) {
         size_t idx = 0;
-        add_name(p, h, "firmware", &idx);
-        p->reach[p->n_reach++] =
-            (struct reach){.p = p, .host = p->names[idx].host, .port = p->cfg.fw_port};
+        if (p->n_fw == MAX_FW || !add_name(p, h, "firmware", &idx)) {
+            p->fw_dropped++;
+            continue;
+        }
+        p->reach[p->n_reach++] = (struct reach){
+            .p = p, .host = p->names[idx].host, .port = p->cfg.fw_port, .st.addr_index = -1};
         p->n_fw++;
     }
     add_name(p, cfg->ntp_host, "NTP", &p->ntp_name);

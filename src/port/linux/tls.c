@@ -402,6 +402,35 @@ static lade_err tcp_start_next(struct lade_tls_conn *c)
     return c->last_tcp_err;
 }
 
+/* A certificate's name is the server's text: it goes to terminals and JSON. Keeps well-formed
+ * UTF-8 without control characters (C0, DEL, C1); anything else becomes '?', and a character
+ * cut at the end is dropped. */
+static void clean_utf8(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80             ? 1
+                   : (*p & 0xE0) == 0xC0 ? 2
+                   : (*p & 0xF0) == 0xE0 ? 3
+                   : (*p & 0xF8) == 0xF0 ? 4
+                                         : 0;
+        size_t k = 1;
+        while (n > 1 && k < n && (p[k] & 0xC0) == 0x80)
+            k++;
+        if (n > 1 && k < n && p[k] == '\0') {
+            *p = '\0'; /* cut in the middle of a character */
+            return;
+        }
+        int bad = n == 0 || k < n || (n == 1 && (*p < 0x20 || *p == 0x7F)) ||
+                  (n == 2 && (p[0] < 0xC2 || (p[0] == 0xC2 && p[1] < 0xA0)));
+        if (bad) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 static void name_line(X509_NAME *n, char *buf, size_t cap)
 {
     buf[0] = '\0';
@@ -413,6 +442,7 @@ static void name_line(X509_NAME *n, char *buf, size_t cap)
         buf[len > 0 ? len : 0] = '\0';
     }
     BIO_free(b);
+    clean_utf8(buf);
 }
 
 /* Records the server's certificate and the verification result (before the SSL object goes:
