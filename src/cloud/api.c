@@ -1478,6 +1478,42 @@ static void reply_reason(const cJSON *j, int status, char *out, size_t cap)
         snprintf(out, cap, "status %d", status);
 }
 
+/* The answers every direct-method call shares: the charger offline (the hub answers 404),
+ * no answer in time, not delivered. True when one of them was sent. */
+static bool send_call_failure(struct portal_api *api, struct lade_http_req *req, lade_err err,
+                              int status, bool hub_made, const char *what, const char *late)
+{
+    if (err == LADE_ERR_CLOSED || (err == LADE_OK && hub_made && status == 404)) {
+        send_code(api, req, 500, 520, "charger offline");
+    } else if (err == LADE_ERR_TIMEOUT || (err == LADE_OK && hub_made && status == 504)) {
+        cJSON *o = cJSON_CreateObject();
+        if (o) {
+            char m[160];
+            snprintf(m, sizeof m, "the charger did not answer in time; %s", late);
+            cJSON_AddStringToObject(o, "Message", m);
+        }
+        send_json(api, req, 504, o, NULL);
+    } else if (err != LADE_OK) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s not delivered: %s", what, lade_strerror(err));
+        send_code(api, req, 500, 500, reason);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Any other answer: 502 naming who gave it and why. */
+static void send_unexpected(struct portal_api *api, struct lade_http_req *req, const cJSON *j,
+                            int status, bool hub_made)
+{
+    char reason[256], d[320];
+    reply_reason(j, status, reason, sizeof reason);
+    snprintf(d, sizeof d, "unexpected answer from the %s: %s", hub_made ? "hub" : "charger",
+             reason);
+    send_code(api, req, 502, status, d);
+}
+
 static void on_cmd_reply(void *ud, lade_err err, int status, bool hub_made, const char *body,
                          size_t len)
 {
@@ -1491,18 +1527,9 @@ static void on_cmd_reply(void *ud, lade_err err, int status, bool hub_made, cons
     }
     cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
     char reason[256];
-    if (err == LADE_ERR_CLOSED || (err == LADE_OK && hub_made && status == 404)) {
-        send_code(api, req, 500, 520, "charger offline");
-    } else if (err == LADE_ERR_TIMEOUT || (err == LADE_OK && hub_made && status == 504)) {
-        cJSON *o = cJSON_CreateObject();
-        if (o)
-            cJSON_AddStringToObject(o, "Message",
-                                    "the charger did not answer in time; the "
-                                    "command may or may not have been applied");
-        send_json(api, req, 504, o, NULL);
-    } else if (err != LADE_OK) {
-        snprintf(reason, sizeof reason, "command not delivered: %s", lade_strerror(err));
-        send_code(api, req, 500, 500, reason);
+    if (send_call_failure(api, req, err, status, hub_made, "command",
+                          "the command may or may not have been applied")) {
+        /* answered */
     } else if (status == 200 && !hub_made) {
         cJSON *o = cJSON_CreateObject();
         if (o) {
@@ -1528,11 +1555,7 @@ static void on_cmd_reply(void *ud, lade_err err, int status, bool hub_made, cons
         }
         send_json(api, req, (unsigned)status, o, NULL);
     } else {
-        reply_reason(j, status, reason, sizeof reason);
-        char d[320];
-        snprintf(d, sizeof d, "unexpected answer from the %s: %s", hub_made ? "hub" : "charger",
-                 reason);
-        send_code(api, req, 502, status, d);
+        send_unexpected(api, req, j, status, hub_made);
     }
     cJSON_Delete(j);
     LOG_I(MOD, "charger %" PRId64 ": command %d -> %s %d", k->charger_id, k->command_id,
@@ -1706,19 +1729,9 @@ static void on_site_check_reply(void *ud, lade_err err, int status, bool hub_mad
         return;
     }
     cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
-    char reason[256];
-    if (err == LADE_ERR_CLOSED || (err == LADE_OK && hub_made && status == 404)) {
-        send_code(api, req, 500, 520, "charger offline");
-    } else if (err == LADE_ERR_TIMEOUT || (err == LADE_OK && hub_made && status == 504)) {
-        cJSON *o = cJSON_CreateObject();
-        if (o)
-            cJSON_AddStringToObject(o, "Message",
-                                    "the charger did not answer in time; the site check may or "
-                                    "may not have started");
-        send_json(api, req, 504, o, NULL);
-    } else if (err != LADE_OK) {
-        snprintf(reason, sizeof reason, "site check not delivered: %s", lade_strerror(err));
-        send_code(api, req, 500, 500, reason);
+    if (send_call_failure(api, req, err, status, hub_made, "site check",
+                          "the site check may or may not have started")) {
+        /* answered */
     } else if (status == 202 && !hub_made) {
         cJSON *o = cJSON_CreateObject();
         if (o)
@@ -1743,11 +1756,7 @@ static void on_site_check_reply(void *ud, lade_err err, int status, bool hub_mad
         }
         send_json(api, req, (unsigned)status, o, hdr[0] ? hdr : NULL);
     } else {
-        reply_reason(j, status, reason, sizeof reason);
-        char d[320];
-        snprintf(d, sizeof d, "unexpected answer from the %s: %s", hub_made ? "hub" : "charger",
-                 reason);
-        send_code(api, req, 502, status, d);
+        send_unexpected(api, req, j, status, hub_made);
     }
     cJSON_Delete(j);
     LOG_I(MOD, "charger %" PRId64 ": siteCheck -> %s %d", k->charger_id, lade_strerror(err),

@@ -17,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "dhcp_pkt.h"
 #include "lade/clock.h"
 #include "lade/log.h"
 #include "lade/netif.h"
@@ -462,37 +463,12 @@ static void on_pkt(struct lade_loop *loop, int fd, uint32_t events, void *ud)
     struct lade_netif *n = ud;
     uint8_t buf[LADE_DHCP_MAX_REPLY + 64];
     for (int i = 0; i < BURST && n->pkt_fd == fd; i++) {
-        struct sockaddr_ll from;
-        union {
-            struct cmsghdr align;
-            char b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
-        } ctl;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
-        struct msghdr msg = {.msg_name = &from,
-                             .msg_namelen = sizeof from,
-                             .msg_iov = &iov,
-                             .msg_iovlen = 1,
-                             .msg_control = &ctl,
-                             .msg_controllen = sizeof ctl};
-        ssize_t r = recvmsg(fd, &msg, MSG_TRUNC);
-        if (r < 0)
-            return; /* EAGAIN, or an error the next read reports again */
-        if (from.sll_pkttype == PACKET_OUTGOING || (size_t)r > sizeof buf)
-            continue; /* our own DISCOVER, or longer than any reply we accept */
-        /* With checksum offload (veth, virtio) the UDP checksum is not filled in yet. */
-        bool udp_sum = true;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
-                struct tpacket_auxdata aux;
-                memcpy(&aux, CMSG_DATA(c), sizeof aux);
-                if (aux.tp_status & TP_STATUS_CSUMNOTREADY)
-                    udp_sum = false;
-            }
-        }
         struct lade_ipv4_udp u;
-        if (lade_ipv4_udp_decode(buf, (size_t)r, udp_sum, &u) != LADE_OK ||
-            u.dport != LADE_DHCP_CLIENT_PORT || u.sport != LADE_DHCP_SERVER_PORT)
-            continue;
+        int got = lade_dhcp_pkt_recv(fd, buf, sizeof buf, &u, NULL);
+        if (got < 0)
+            return; /* EAGAIN, or an error the next read reports again */
+        if (got == 0)
+            continue; /* our own DISCOVER, too long, or not a DHCP reply */
         dhcp_packet(n, u.payload, u.len);
     }
 }

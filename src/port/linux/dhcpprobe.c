@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "dhcp_pkt.h"
 #include "lade/clock.h"
 #include "lade/dhcpprobe.h"
 #include "lade/log.h"
@@ -272,40 +273,13 @@ static void on_pkt(struct lade_loop *loop, int fd, uint32_t events, void *ud)
     struct lade_dhcpprobe *p = ud;
     uint8_t buf[LADE_DHCP_MAX_REPLY + 64];
     for (int i = 0; i < BURST && !p->finished; i++) {
-        struct sockaddr_ll from;
-        union {
-            struct cmsghdr align;
-            char b[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
-        } ctl;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
-        struct msghdr msg = {.msg_name = &from,
-                             .msg_namelen = sizeof from,
-                             .msg_iov = &iov,
-                             .msg_iovlen = 1,
-                             .msg_control = &ctl,
-                             .msg_controllen = sizeof ctl};
-        ssize_t n = recvmsg(fd, &msg, MSG_TRUNC);
-        if (n < 0)
-            return; /* EAGAIN, or an error the next read reports again */
-        if (from.sll_pkttype == PACKET_OUTGOING || (size_t)n > sizeof buf)
-            continue; /* our own message, or longer than any reply we accept */
-        /* With checksum offload (veth, virtio) the UDP checksum is not filled in yet. */
-        bool udp_sum = true;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
-                struct tpacket_auxdata aux;
-                memcpy(&aux, CMSG_DATA(c), sizeof aux);
-                if (aux.tp_status & TP_STATUS_CSUMNOTREADY)
-                    udp_sum = false;
-            }
-        }
         struct lade_ipv4_udp u;
-        if (lade_ipv4_udp_decode(buf, (size_t)n, udp_sum, &u) != LADE_OK ||
-            u.dport != LADE_DHCP_CLIENT_PORT || u.sport != LADE_DHCP_SERVER_PORT)
+        uint8_t mac[6];
+        int got = lade_dhcp_pkt_recv(fd, buf, sizeof buf, &u, mac);
+        if (got < 0)
+            return; /* EAGAIN, or an error the next read reports again */
+        if (got == 0)
             continue;
-        uint8_t mac[6] = {0};
-        if (from.sll_halen == 6)
-            memcpy(mac, from.sll_addr, 6);
         on_reply(p, u.payload, u.len, u.src, mac, lade_mono_ms());
     }
 }
