@@ -265,6 +265,24 @@ static lade_err identity_key(struct lade_registry *reg, const char *sql, const c
 
 /* ---- devices ---- */
 
+/* Inserts one device and its twin inside the caller's transaction. */
+static lade_err device_insert(struct lade_registry *reg, const char *id, const uint8_t *key,
+                              size_t key_len, int64_t now_s)
+{
+    lade_err err =
+        identity_add(reg, "INSERT INTO devices(id, key_b64, created_s) VALUES(?1, ?2, ?3)", id, key,
+                     key_len, now_s);
+    if (err == LADE_OK) {
+        sqlite3_stmt *st = NULL;
+        if ((err = prepare(reg, "INSERT INTO twins(device_id) VALUES(?1)", &st)) == LADE_OK) {
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+            err = step_change(reg, st, "twin");
+        }
+        sqlite3_finalize(st);
+    }
+    return err;
+}
+
 lade_err lade_registry_device_add(struct lade_registry *reg, const char *id, const uint8_t *key,
                                   size_t key_len, int64_t now_s)
 {
@@ -273,15 +291,29 @@ lade_err lade_registry_device_add(struct lade_registry *reg, const char *id, con
         return LADE_ERR_INVAL;
     if ((err = exec(reg, "BEGIN IMMEDIATE")) != LADE_OK)
         return err;
-    err = identity_add(reg, "INSERT INTO devices(id, key_b64, created_s) VALUES(?1, ?2, ?3)", id,
-                       key, key_len, now_s);
-    if (err == LADE_OK) {
-        sqlite3_stmt *st = NULL;
-        if ((err = prepare(reg, "INSERT INTO twins(device_id) VALUES(?1)", &st)) == LADE_OK) {
-            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-            err = step_change(reg, st, "twin");
-        }
-        sqlite3_finalize(st);
+    err = device_insert(reg, id, key, key_len, now_s);
+    if (err == LADE_OK)
+        err = exec(reg, "COMMIT");
+    if (err != LADE_OK)
+        sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+lade_err lade_registry_device_add_many(struct lade_registry *reg,
+                                       const struct lade_registry_new_device *devs, size_t n,
+                                       int64_t now_s, size_t *failed_index)
+{
+    lade_err err;
+    if (failed_index)
+        *failed_index = 0;
+    if (!reg || (n && !devs))
+        return LADE_ERR_INVAL;
+    if ((err = exec(reg, "BEGIN IMMEDIATE")) != LADE_OK)
+        return err;
+    for (size_t i = 0; i < n && err == LADE_OK; i++) {
+        err = device_insert(reg, devs[i].id, devs[i].key, devs[i].key_len, now_s);
+        if (err && failed_index)
+            *failed_index = i;
     }
     if (err == LADE_OK)
         err = exec(reg, "COMMIT");

@@ -147,6 +147,36 @@ static int list_cb(void *ud, const struct lade_registry_device *d)
     return c->count == c->stop_after;
 }
 
+static void test_device_add_many(void **state)
+{
+    struct fx *f = *state;
+    uint8_t key[LADE_REGISTRY_KEY_MAX];
+    size_t n;
+    bool en;
+    struct lade_registry_new_device d[3] = {{"m1", KEY, 32}, {"m2", KEY, 16}, {"m3", KEY, 32}};
+    size_t bad = 99;
+    assert_int_equal(lade_registry_device_add_many(f->reg, d, 3, 100, &bad), LADE_OK);
+    assert_int_equal(lade_registry_device_key(f->reg, "m2", key, sizeof key, &n, &en), LADE_OK);
+    assert_int_equal(n, 16);
+    assert_true(en);
+    char *twin = NULL;
+    size_t tl;
+    assert_int_equal(lade_registry_twin_get(f->reg, "m3", &twin, &tl), LADE_OK);
+    free(twin);
+    /* all or none: a taken id in the middle adds nothing */
+    struct lade_registry_new_device e[3] = {{"m4", KEY, 32}, {"m2", KEY, 32}, {"m5", KEY, 32}};
+    assert_int_equal(lade_registry_device_add_many(f->reg, e, 3, 100, &bad), LADE_ERR_EXISTS);
+    assert_int_equal(bad, 1);
+    assert_int_equal(lade_registry_device_key(f->reg, "m4", key, sizeof key, &n, &en),
+                     LADE_ERR_NOT_FOUND);
+    struct lade_registry_new_device g[2] = {{"m6", KEY, 32}, {"bad id", KEY, 32}};
+    assert_int_equal(lade_registry_device_add_many(f->reg, g, 2, 100, &bad), LADE_ERR_INVAL);
+    assert_int_equal(bad, 1);
+    assert_int_equal(lade_registry_device_key(f->reg, "m6", key, sizeof key, &n, &en),
+                     LADE_ERR_NOT_FOUND);
+    assert_int_equal(lade_registry_device_add_many(f->reg, NULL, 0, 100, NULL), LADE_OK);
+}
+
 static void test_device_list(void **state)
 {
     struct fx *f = *state;
@@ -368,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_id_valid),
         cmocka_unit_test_setup_teardown(test_device_add_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_add_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_twin_merge, setup, teardown),
