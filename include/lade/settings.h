@@ -51,6 +51,8 @@ struct lade_settings {
     char wifi_ctrl[108];     /* ... and wpa_supplicant's control socket for it */
     char lte_device[108];    /* LTE-M modem's AT serial device, e.g. /dev/ttyUSB2 ... */
     char lte_interface[16];  /* ... and its network interface (ECM/RNDIS; DHCP on it) */
+    char source_address[48]; /* local address the hub connection is bound to ("" = the routing
+                                table decides); lade-sim gives each charger its own 127.x.y.z */
     /* user */
     int log_level;        /* enum lade_log_level */
     uint32_t keepalive_s; /* MQTT keep-alive; the hub allows <= 1177 */

@@ -73,6 +73,13 @@ struct lade_tls_conn_opts {
     /* Optional: the interface the TCP connection must use (SO_BINDTODEVICE; the bearer
      * manager's choice, docs/bearer.md). NULL or "": the routing table decides. Copied. */
     const char *bind_ifname;
+    /* Optional: the local address the TCP connection is bound to (bind() before connect;
+     * port ignored: the kernel picks one). Used by lade-sim to give every simulated charger
+     * its own loopback address (127.x.y.z), so that a network partition of some chargers can
+     * be made by dropping their addresses (docs/lade-sim.md). NULL: the routing table
+     * decides. An address of another family than the hub's is skipped for that address.
+     * Copied. */
+    const struct lade_sockaddr *source_addr;
     /* Optional: the time (Unix seconds) certificates are checked against, for a device whose
      * operating-system clock is not trusted but which has trusted time of its own (R6,
      * docs/time.md). 0: the system clock. */

@@ -761,7 +761,13 @@ static void connect_to(struct lade_charger *c, const struct lade_sockaddr *addrs
         if (lade_sockaddr_format(&a, c->hub_addr, sizeof c->hub_addr))
             c->hub_addr[0] = 0;
     }
+    struct lade_sockaddr src;
+    if (c->set.source_address[0] && lade_sockaddr_parse(c->set.source_address, &src) != LADE_OK) {
+        link_down(c, LADE_ERR_CONFIG, "source_address is not an IP address");
+        return;
+    }
     struct lade_tls_conn_opts o = {
+        .source_addr = c->set.source_address[0] ? &src : NULL,
         .host = c->set.hub_host,
         .addrs = addrs,
         .n_addrs = n,

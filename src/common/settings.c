@@ -61,6 +61,7 @@ static const struct key keys[] = {
     {"wifi_ctrl", K_STR, true, F(wifi_ctrl), 0, 0, NULL},
     {"lte_device", K_STR, true, F(lte_device), 0, 0, NULL},
     {"lte_interface", K_STR, true, F(lte_interface), 0, 0, NULL},
+    {"source_address", K_STR, true, F(source_address), 0, 0, NULL},
     {"lte_apn", K_STR, false, F(lte_apn), 0, 0, NULL},
     {"state_dir", K_STR, false, F(state_dir), 0, 0, NULL},
     {"max_current_a", K_U32, false, F(max_current_a), 6, 63, NULL},
@@ -474,6 +475,8 @@ lade_err lade_settings_write_factory(const struct lade_settings *s, const char *
         fprintf(f, "lte_device = %s\n", s->lte_device);
     if (s->lte_interface[0])
         fprintf(f, "lte_interface = %s\n", s->lte_interface);
+    if (s->source_address[0])
+        fprintf(f, "source_address = %s\n", s->source_address);
     memset(key_b64, 0, sizeof key_b64);
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;

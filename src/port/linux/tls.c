@@ -41,8 +41,9 @@ struct lade_tls_conn {
     uint16_t port;
     uint32_t connect_timeout_ms;
     uint32_t handshake_timeout_ms;
-    char bind_if[16];      /* SO_BINDTODEVICE ("" none) */
-    int64_t verify_time_s; /* certificates checked at this time (0: the system clock) */
+    char bind_if[16];         /* SO_BINDTODEVICE ("" none) */
+    struct lade_sockaddr src; /* bind() before connect (src.len 0: none) */
+    int64_t verify_time_s;    /* certificates checked at this time (0: the system clock) */
 
     enum lade_tls_state state;
     lade_err error;
@@ -299,6 +300,15 @@ lade_err lade_tls_conn_new(struct lade_tls_conn **out, struct lade_tls_ctx *ctx,
         }
         memcpy(c->bind_if, opts->bind_ifname, strlen(opts->bind_ifname) + 1);
     }
+    if (opts->source_addr) {
+        if (opts->source_addr->len == 0 ||
+            opts->source_addr->len > (socklen_t)sizeof opts->source_addr->ss) {
+            free(c);
+            return LADE_ERR_INVAL;
+        }
+        c->src = *opts->source_addr;
+        lade_sockaddr_set_port(&c->src, 0);
+    }
     c->verify_time_s = opts->verify_time_s;
     c->fd = -1;
     c->cur_addr = -1;
@@ -381,6 +391,20 @@ static lade_err tcp_start_next(struct lade_tls_conn *c)
             close(fd);
             c->last_tcp_err = LADE_ERR_IO;
             continue;
+        }
+        if (c->src.len && c->src.ss.ss_family == a->ss.ss_family) {
+            /* The kernel picks the port at connect(), so many connections can share one
+             * source address without exhausting ports at bind(). */
+            (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+            if (bind(fd, (const struct sockaddr *)&c->src.ss, c->src.len) != 0) {
+                char ss[LADE_SOCKADDR_STRLEN];
+                if (lade_sockaddr_format(&c->src, ss, sizeof ss))
+                    snprintf(ss, sizeof ss, "?");
+                LOG_W(MOD, "%s: cannot bind to %s: %s", c->host, ss, strerror(errno));
+                close(fd);
+                c->last_tcp_err = LADE_ERR_IO;
+                continue;
+            }
         }
         c->fd = fd;
         c->cur_addr = idx;
