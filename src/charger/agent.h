@@ -208,6 +208,7 @@ struct lade_charger {
     struct lade_tls_session *tls_session; /* resumed on reconnect (R12) */
     struct lade_mqtt_session mqtt;
     struct lade_backoff backoff;
+    uint8_t refused_rc; /* CONNACK return code of the refusal being handled (0: none) */
     struct lade_timer retry_timer, mqtt_timer, telemetry_timer, renew_timer;
     uint64_t started_ms, up_since_ms;
     uint32_t rid;                         /* request ids for twin GET / PATCH */

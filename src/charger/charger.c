@@ -169,11 +169,31 @@ static void close_conn(struct lade_charger *c)
 
 static void connect_now(struct lade_charger *c);
 
+/* The smallest back-off window is [backoff_min_ms, 30 s] (capped at backoff_max_ms): a hub
+ * restart drops every charger in the same millisecond, and the first retry must already spread
+ * them; a busy hub's refusals are retried within it too (docs/charger.md "Back-off"). 30 s
+ * offers ~350 new connections/s from 10 000 chargers and brings them all back in ~75 s from a
+ * hub admitting 200/s, ~120 s from one admitting 100/s (simulated, docs/hub.md "Connection
+ * storms"); one charger after a blip waits 15 s on average. */
+#define RECONNECT_SPREAD_MS 30000u
+
 /* The link ended. err == LADE_OK means a planned close (token renewal). */
 static void link_down(struct lade_charger *c, lade_err err, const char *reason)
 {
     uint64_t now = lade_mono_ms();
     bool was_online = c->link == LADE_LINK_ONLINE;
+    /* "Come back later" is not "bad key": a hub that refuses with CONNACK 3 (server unavailable)
+     * or closes after the CONNECT without any CONNACK (Azure IoT Hub and lade's hub when they
+     * throttle a connection storm, docs/hub.md) is busy: retry within the spread window. */
+    bool busy = false;
+    if (c->refused_rc == LADE_MQTT_CONNACK_UNAVAILABLE) {
+        reason = "hub busy (CONNACK 3, server unavailable)";
+        busy = true;
+    } else if (c->link == LADE_LINK_MQTT && err == LADE_ERR_CLOSED) {
+        reason = "hub closed the connection before CONNACK (busy or throttling)";
+        busy = true;
+    }
+    c->refused_rc = 0;
     lade_mqtt_session_lost(&c->mqtt);
     close_conn(c);
     lade_timer_cancel(c->loop, &c->mqtt_timer);
@@ -196,7 +216,8 @@ static void link_down(struct lade_charger *c, lade_err err, const char *reason)
     c->st.failures++;
     c->st.last_error = err;
     snprintf(c->st.last_reason, sizeof c->st.last_reason, "%s", reason);
-    uint32_t delay = lade_backoff_fail(&c->backoff, lade_random_u32());
+    uint32_t delay = busy ? lade_backoff_busy(&c->backoff, lade_random_u32())
+                          : lade_backoff_fail(&c->backoff, lade_random_u32());
     /* An auth refusal will not heal by itself soon (wrong key, disabled device, clock):
      * never retry it faster than a minute's tenth of the maximum (reference/iothub.md). */
     if (err == LADE_ERR_AUTH && delay < c->set.backoff_max_ms / 10)
@@ -534,6 +555,7 @@ static void on_connack(void *ud, bool session_present, uint8_t rc)
     (void)session_present;
     if (rc != 0) {
         LOG_W(c->log_tag, "hub refused the connection (CONNACK %u)", rc);
+        c->refused_rc = rc;
         return; /* on_readable returns the error; link_down follows */
     }
     c->st.connects++;
@@ -967,6 +989,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
         goto fail;
     lade_backoff_init(&c->backoff, c->set.backoff_min_ms, c->set.backoff_max_ms,
                       c->set.backoff_stable_s * 1000u);
+    lade_backoff_set_spread(&c->backoff, RECONNECT_SPREAD_MS);
     {
         struct lade_sockaddr fb[8], site[8];
         size_t n_fb = 0, n_site = 0;
