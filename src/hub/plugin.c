@@ -14,7 +14,9 @@
 #include <mosquitto_plugin.h>
 
 #include "hub.h"
+#include "lade/clock.h"
 #include "lade/log.h"
+#include "lade/ratelimit.h"
 #include "lade/registry.h"
 #include "lade/sas.h"
 
@@ -26,6 +28,21 @@
 #define DEFAULT_GRACE_S          60
 #define DEFAULT_METHOD_TIMEOUT_S 60
 #define DEFAULT_BUSY_MS          1000
+/* Connection admission (docs/hub.md "Connection storms"): off unless configured. What a hub can
+ * take depends on its machine and on the portal behind it (every connect costs a registry
+ * lookup, a lifecycle event and a twin GET), so the operator sets it from a measurement; Azure
+ * IoT Hub S1 admits about 100 new connections per second per unit. */
+#define DEFAULT_CONNECT_RATE 0
+#define STORM_LOG_S          10 /* at most one summary line of refusals per this many seconds */
+
+/* What a throttled CONNECT is answered with. Mosquitto 2.0.11 turns MOSQ_ERR_AUTH from
+ * MOSQ_EVT_BASIC_AUTH into CONNACK 5 (not authorised) — the answer a wrong key gets — and any
+ * other error into closing the connection without a CONNACK (handle_connect.c: default branch
+ * of the mosquitto_unpwd_check switch); there is no way to send CONNACK 3 (server unavailable)
+ * from a plugin. A close without CONNACK is what Azure IoT Hub does to a throttled device
+ * (reference/iothub.md) and a charger treats it as transient, so "come back later" stays
+ * distinguishable from "bad key". */
+#define THROTTLED MOSQ_ERR_CONN_REFUSED
 
 /* How the plugin drops a publish it has routed itself (see docs/hub.md "Routing"). The original
  * is never rewritten (2.0.11 leaks when a plugin changes the topic). Returning ACL_DENIED from
@@ -43,6 +60,11 @@ struct hub {
     struct hub_call *calls;
     size_t ncalls;
     time_t last_scan_s;
+    /* connection admission */
+    struct lade_ratelimit admit;
+    uint64_t admitted, refused;         /* device CONNECTs since start */
+    uint64_t win_admitted, win_refused; /* since the last summary line */
+    time_t win_start_s;
 };
 
 static void log_sink(void *ud, enum lade_log_level level, const char *module, const char *line)
@@ -125,12 +147,53 @@ static const char *verify_reason(lade_err err)
     }
 }
 
+/* Admission of a new connection, before any expensive work (SAS parse, registry lookup).
+ * Service identities (the portal) are never throttled: a hub that refuses its own portal in a
+ * storm would stop the lifecycle events and methods the storm is about. A fake "svc:" client
+ * costs a registry lookup, as before; a device's id cannot start with "svc:". */
+static bool admit(struct hub *h, const char *cid)
+{
+    if (cid && strncmp(cid, HUB_SVC_CLIENT, strlen(HUB_SVC_CLIENT)) == 0)
+        return true;
+    if (lade_ratelimit_take(&h->admit, lade_mono_ms())) {
+        h->admitted++;
+        h->win_admitted++;
+        return true;
+    }
+    h->refused++;
+    h->win_refused++;
+    return false;
+}
+
+/* One line per STORM_LOG_S while refusals happen, never one per refusal (10 000 chargers). */
+static void storm_summary(struct hub *h, time_t now, bool force)
+{
+    if (!h->win_refused) {
+        h->win_admitted = 0;
+        h->win_start_s = now;
+        return;
+    }
+    if (!force && now - h->win_start_s < STORM_LOG_S)
+        return;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "lade_hub: connection rate limit %u/s (burst %u): refused %llu and "
+                         "admitted %llu device CONNECTs in the last %lld s (since start: refused "
+                         "%llu, admitted %llu)",
+                         h->admit.rate_per_s, h->admit.burst, (unsigned long long)h->win_refused,
+                         (unsigned long long)h->win_admitted, (long long)(now - h->win_start_s),
+                         (unsigned long long)h->refused, (unsigned long long)h->admitted);
+    h->win_refused = h->win_admitted = 0;
+    h->win_start_s = now;
+}
+
 static int on_basic_auth(int event, void *event_data, void *ud)
 {
     struct mosquitto_evt_basic_auth *ed = event_data;
     struct hub *h = ud;
     (void)event;
     const char *cid = mosquitto_client_id(ed->client);
+    if (!admit(h, cid))
+        return THROTTLED; /* logged in the summary, not per client */
     uint8_t key[LADE_REGISTRY_KEY_MAX];
     size_t key_len = 0;
     char expected[LADE_SAS_RESOURCE_MAX + 1];
@@ -454,6 +517,7 @@ static int on_tick(int event, void *event_data, void *ud)
     if (now == h->last_scan_s)
         return MOSQ_ERR_SUCCESS;
     h->last_scan_s = now;
+    storm_summary(h, now, false);
 
     /* Collect first, kick after: a kick runs on_disconnect, which edits the table. */
     char **ids = NULL;
@@ -511,6 +575,16 @@ static int on_disconnect(int event, void *event_data, void *ud)
 
 /* ---- plugin entry points ---- */
 
+static bool parse_count(const char *s, uint32_t max, uint32_t *out)
+{
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < 0 || v > (long long)max)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
 static bool parse_seconds(const char *s, int64_t *out)
 {
     char *end = NULL;
@@ -545,6 +619,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 {
     const char *registry = NULL;
     int busy_ms = DEFAULT_BUSY_MS;
+    uint32_t rate = DEFAULT_CONNECT_RATE, burst = 0;
     struct hub *h = calloc(1, sizeof *h);
     if (!h)
         return MOSQ_ERR_NOMEM;
@@ -572,6 +647,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
             ok = parse_seconds(v, &h->grace_s);
         } else if (strcmp(k, "method_timeout_s") == 0) {
             ok = parse_seconds(v, &h->method_timeout_s) && h->method_timeout_s > 0;
+        } else if (strcmp(k, "max_connect_rate") == 0) {
+            ok = parse_count(v, LADE_RATELIMIT_MAX, &rate);
+        } else if (strcmp(k, "connect_burst") == 0) {
+            ok = parse_count(v, LADE_RATELIMIT_MAX, &burst);
         } else if (strcmp(k, "registry_busy_ms") == 0) {
             ok = parse_seconds(v, &sec) && sec <= 60000;
             busy_ms = (int)sec;
@@ -592,6 +671,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         hub_free(h);
         return MOSQ_ERR_INVAL;
     }
+    lade_ratelimit_init(&h->admit, rate, burst, lade_mono_ms());
+    h->win_start_s = time(NULL);
     lade_err err = lade_registry_open(registry, &h->reg);
     if (err != LADE_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "lade_hub: cannot open registry %s: %s", registry,
@@ -623,6 +704,12 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "lade_hub: hub %s, registry %s, max token ttl %lld s, grace %lld s",
                          h->hub_host, registry, (long long)h->max_ttl_s, (long long)h->grace_s);
+    if (h->admit.rate_per_s)
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "lade_hub: admitting at most %u new device connections/s (burst %u)",
+                             h->admit.rate_per_s, h->admit.burst);
+    else
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "lade_hub: no connection rate limit");
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -633,6 +720,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     (void)option_count;
     if (!h)
         return MOSQ_ERR_SUCCESS;
+    storm_summary(h, time(NULL), true);
     mosquitto_callback_unregister(h->pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
     mosquitto_callback_unregister(h->pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(h->pid, MOSQ_EVT_MESSAGE, on_message, NULL);
