@@ -7,29 +7,29 @@
  *
  * The hub uses it to admit new device connections (docs/hub.md "Connection storms").
  */
-#ifndef LADE_RATELIMIT_H
-#define LADE_RATELIMIT_H
+#ifndef LADE_TOKENBUCKET_H
+#define LADE_TOKENBUCKET_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LADE_RATELIMIT_MAX 1000000u /* largest rate and burst accepted */
+#define LADE_TOKENBUCKET_MAX 1000000u /* largest rate and burst accepted */
 
-struct lade_ratelimit {
+struct lade_tokenbucket {
     uint32_t rate_per_s; /* 0 = unlimited */
     uint32_t burst;      /* bucket size in tokens, >= 1 when rate_per_s > 0 */
     uint64_t milli;      /* tokens now, in thousandths */
     uint64_t last_ms;    /* time of the last refill */
 };
 
-/* rate_per_s and burst are clamped to LADE_RATELIMIT_MAX; burst 0 means burst = rate (one
+/* rate_per_s and burst are clamped to LADE_TOKENBUCKET_MAX; burst 0 means burst = rate (one
  * second's worth). The bucket is full at now_ms. */
-void lade_ratelimit_init(struct lade_ratelimit *r, uint32_t rate_per_s, uint32_t burst,
-                         uint64_t now_ms);
+void lade_tokenbucket_init(struct lade_tokenbucket *r, uint32_t rate_per_s, uint32_t burst,
+                           uint64_t now_ms);
 /* Takes one token if there is one at now_ms. true = admitted. A clock that goes backwards
  * (now_ms < the last call) adds nothing and is not an error. */
-bool lade_ratelimit_take(struct lade_ratelimit *r, uint64_t now_ms);
+bool lade_tokenbucket_take(struct lade_tokenbucket *r, uint64_t now_ms);
 /* Whole tokens available at now_ms (refills, takes nothing); UINT32_MAX when unlimited. */
-uint32_t lade_ratelimit_avail(struct lade_ratelimit *r, uint64_t now_ms);
+uint32_t lade_tokenbucket_avail(struct lade_tokenbucket *r, uint64_t now_ms);
 
 #endif

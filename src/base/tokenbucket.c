@@ -1,12 +1,12 @@
-#include "lade/ratelimit.h"
+#include "lade/tokenbucket.h"
 
-void lade_ratelimit_init(struct lade_ratelimit *r, uint32_t rate_per_s, uint32_t burst,
-                         uint64_t now_ms)
+void lade_tokenbucket_init(struct lade_tokenbucket *r, uint32_t rate_per_s, uint32_t burst,
+                           uint64_t now_ms)
 {
-    if (rate_per_s > LADE_RATELIMIT_MAX)
-        rate_per_s = LADE_RATELIMIT_MAX;
-    if (burst > LADE_RATELIMIT_MAX)
-        burst = LADE_RATELIMIT_MAX;
+    if (rate_per_s > LADE_TOKENBUCKET_MAX)
+        rate_per_s = LADE_TOKENBUCKET_MAX;
+    if (burst > LADE_TOKENBUCKET_MAX)
+        burst = LADE_TOKENBUCKET_MAX;
     if (burst == 0)
         burst = rate_per_s;
     r->rate_per_s = rate_per_s;
@@ -15,7 +15,7 @@ void lade_ratelimit_init(struct lade_ratelimit *r, uint32_t rate_per_s, uint32_t
     r->last_ms = now_ms;
 }
 
-static void refill(struct lade_ratelimit *r, uint64_t now_ms)
+static void refill(struct lade_tokenbucket *r, uint64_t now_ms)
 {
     if (now_ms <= r->last_ms)
         return; /* same millisecond, or the clock stepped back: nothing to add */
@@ -29,7 +29,7 @@ static void refill(struct lade_ratelimit *r, uint64_t now_ms)
         r->milli += dt * r->rate_per_s;
 }
 
-bool lade_ratelimit_take(struct lade_ratelimit *r, uint64_t now_ms)
+bool lade_tokenbucket_take(struct lade_tokenbucket *r, uint64_t now_ms)
 {
     if (r->rate_per_s == 0)
         return true;
@@ -40,7 +40,7 @@ bool lade_ratelimit_take(struct lade_ratelimit *r, uint64_t now_ms)
     return true;
 }
 
-uint32_t lade_ratelimit_avail(struct lade_ratelimit *r, uint64_t now_ms)
+uint32_t lade_tokenbucket_avail(struct lade_tokenbucket *r, uint64_t now_ms)
 {
     if (r->rate_per_s == 0)
         return UINT32_MAX;

@@ -16,7 +16,7 @@
 #include "hub.h"
 #include "lade/clock.h"
 #include "lade/log.h"
-#include "lade/ratelimit.h"
+#include "lade/tokenbucket.h"
 #include "lade/registry.h"
 #include "lade/sas.h"
 
@@ -61,7 +61,7 @@ struct hub {
     size_t ncalls;
     time_t last_scan_s;
     /* connection admission */
-    struct lade_ratelimit admit;
+    struct lade_tokenbucket admit;
     uint64_t admitted, refused;         /* device CONNECTs since start */
     uint64_t win_admitted, win_refused; /* since the last summary line */
     time_t win_start_s;
@@ -155,7 +155,7 @@ static bool admit(struct hub *h, const char *cid)
 {
     if (cid && strncmp(cid, HUB_SVC_CLIENT, strlen(HUB_SVC_CLIENT)) == 0)
         return true;
-    if (lade_ratelimit_take(&h->admit, lade_mono_ms())) {
+    if (lade_tokenbucket_take(&h->admit, lade_mono_ms())) {
         h->admitted++;
         h->win_admitted++;
         return true;
@@ -648,9 +648,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         } else if (strcmp(k, "method_timeout_s") == 0) {
             ok = parse_seconds(v, &h->method_timeout_s) && h->method_timeout_s > 0;
         } else if (strcmp(k, "max_connect_rate") == 0) {
-            ok = parse_count(v, LADE_RATELIMIT_MAX, &rate);
+            ok = parse_count(v, LADE_TOKENBUCKET_MAX, &rate);
         } else if (strcmp(k, "connect_burst") == 0) {
-            ok = parse_count(v, LADE_RATELIMIT_MAX, &burst);
+            ok = parse_count(v, LADE_TOKENBUCKET_MAX, &burst);
         } else if (strcmp(k, "registry_busy_ms") == 0) {
             ok = parse_seconds(v, &sec) && sec <= 60000;
             busy_ms = (int)sec;
@@ -671,7 +671,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         hub_free(h);
         return MOSQ_ERR_INVAL;
     }
-    lade_ratelimit_init(&h->admit, rate, burst, lade_mono_ms());
+    lade_tokenbucket_init(&h->admit, rate, burst, lade_mono_ms());
     h->win_start_s = time(NULL);
     lade_err err = lade_registry_open(registry, &h->reg);
     if (err != LADE_OK) {

@@ -1,5 +1,5 @@
 /* Unit tests for the connection-storm pieces: the token bucket the hub admits connections with
- * (src/base/ratelimit.c) and the back-off's spread and busy windows (src/base/backoff.c). */
+ * (src/base/tokenbucket.c) and the back-off's spread and busy windows (src/base/backoff.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,36 +9,36 @@
 #include <cmocka.h>
 
 #include "lade/backoff.h"
-#include "lade/ratelimit.h"
+#include "lade/tokenbucket.h"
 
 static void test_unlimited(void **state)
 {
     (void)state;
-    struct lade_ratelimit r;
-    lade_ratelimit_init(&r, 0, 0, 1000);
+    struct lade_tokenbucket r;
+    lade_tokenbucket_init(&r, 0, 0, 1000);
     for (int i = 0; i < 100000; i++)
-        assert_true(lade_ratelimit_take(&r, 1000));
-    assert_int_equal(lade_ratelimit_avail(&r, 1000), UINT32_MAX);
+        assert_true(lade_tokenbucket_take(&r, 1000));
+    assert_int_equal(lade_tokenbucket_avail(&r, 1000), UINT32_MAX);
 }
 
 static void test_burst_then_rate(void **state)
 {
     (void)state;
-    struct lade_ratelimit r;
-    lade_ratelimit_init(&r, 5, 5, 1000);
+    struct lade_tokenbucket r;
+    lade_tokenbucket_init(&r, 5, 5, 1000);
     /* Starts full: the burst at once, then nothing in the same millisecond. */
     for (int i = 0; i < 5; i++)
-        assert_true(lade_ratelimit_take(&r, 1000));
-    assert_false(lade_ratelimit_take(&r, 1000));
+        assert_true(lade_tokenbucket_take(&r, 1000));
+    assert_false(lade_tokenbucket_take(&r, 1000));
     /* One token per 200 ms. */
-    assert_false(lade_ratelimit_take(&r, 1199));
-    assert_true(lade_ratelimit_take(&r, 1200));
-    assert_false(lade_ratelimit_take(&r, 1200));
-    assert_false(lade_ratelimit_take(&r, 1399));
-    assert_true(lade_ratelimit_take(&r, 1400));
+    assert_false(lade_tokenbucket_take(&r, 1199));
+    assert_true(lade_tokenbucket_take(&r, 1200));
+    assert_false(lade_tokenbucket_take(&r, 1200));
+    assert_false(lade_tokenbucket_take(&r, 1399));
+    assert_true(lade_tokenbucket_take(&r, 1400));
     /* Idle for long: full again, never more than the burst. */
-    assert_int_equal(lade_ratelimit_avail(&r, 1000000), 5);
-    assert_int_equal(lade_ratelimit_avail(&r, UINT64_MAX), 5);
+    assert_int_equal(lade_tokenbucket_avail(&r, 1000000), 5);
+    assert_int_equal(lade_tokenbucket_avail(&r, UINT64_MAX), 5);
 }
 
 static void test_fractions_add_up(void **state)
@@ -46,17 +46,17 @@ static void test_fractions_add_up(void **state)
     (void)state;
     /* 3/s polled every millisecond for 10 s: exactly 30 after the burst, no drift (a bucket
      * that is never full keeps every thousandth). */
-    struct lade_ratelimit r;
-    lade_ratelimit_init(&r, 3, 2, 0);
+    struct lade_tokenbucket r;
+    lade_tokenbucket_init(&r, 3, 2, 0);
     int got = 0;
     for (uint64_t t = 0; t <= 10000; t++)
-        got += lade_ratelimit_take(&r, t);
+        got += lade_tokenbucket_take(&r, t);
     assert_int_equal(got, 2 + 30);
     /* A high rate: 100 000/s over 1 s polled every 10 ms. */
-    lade_ratelimit_init(&r, 100000, 1000, 0);
+    lade_tokenbucket_init(&r, 100000, 1000, 0);
     got = 0;
     for (uint64_t t = 0; t <= 1000; t += 10)
-        while (lade_ratelimit_take(&r, t))
+        while (lade_tokenbucket_take(&r, t))
             got++;
     assert_int_equal(got, 1000 + 100000);
 }
@@ -64,26 +64,26 @@ static void test_fractions_add_up(void **state)
 static void test_defaults_and_clamps(void **state)
 {
     (void)state;
-    struct lade_ratelimit r;
-    lade_ratelimit_init(&r, 100, 0, 0); /* burst 0 = one second's worth */
+    struct lade_tokenbucket r;
+    lade_tokenbucket_init(&r, 100, 0, 0); /* burst 0 = one second's worth */
     assert_int_equal(r.burst, 100);
-    assert_int_equal(lade_ratelimit_avail(&r, 0), 100);
-    lade_ratelimit_init(&r, UINT32_MAX, UINT32_MAX, 0);
-    assert_int_equal(r.rate_per_s, LADE_RATELIMIT_MAX);
-    assert_int_equal(r.burst, LADE_RATELIMIT_MAX);
-    assert_int_equal(lade_ratelimit_avail(&r, UINT64_MAX), LADE_RATELIMIT_MAX);
+    assert_int_equal(lade_tokenbucket_avail(&r, 0), 100);
+    lade_tokenbucket_init(&r, UINT32_MAX, UINT32_MAX, 0);
+    assert_int_equal(r.rate_per_s, LADE_TOKENBUCKET_MAX);
+    assert_int_equal(r.burst, LADE_TOKENBUCKET_MAX);
+    assert_int_equal(lade_tokenbucket_avail(&r, UINT64_MAX), LADE_TOKENBUCKET_MAX);
 }
 
 static void test_clock_backwards(void **state)
 {
     (void)state;
-    struct lade_ratelimit r;
-    lade_ratelimit_init(&r, 10, 1, 5000);
-    assert_true(lade_ratelimit_take(&r, 5000));
+    struct lade_tokenbucket r;
+    lade_tokenbucket_init(&r, 10, 1, 5000);
+    assert_true(lade_tokenbucket_take(&r, 5000));
     /* The clock goes back: nothing is added, and the next refill counts from the later time. */
-    assert_false(lade_ratelimit_take(&r, 100));
-    assert_false(lade_ratelimit_take(&r, 5099));
-    assert_true(lade_ratelimit_take(&r, 5100));
+    assert_false(lade_tokenbucket_take(&r, 100));
+    assert_false(lade_tokenbucket_take(&r, 5099));
+    assert_true(lade_tokenbucket_take(&r, 5100));
 }
 
 /* The smallest observed and the largest observed delay over many draws. */
