@@ -9,7 +9,8 @@
  *                [--backoff-min-ms MS] [--backoff-max-ms MS] [--token-ttl S]
  *                [--plugged P] [--peak-window S] [--peak-fraction F] [--sim-time-scale X]
  *                [--partition F] [--partition-at S] [--partition-s S]
- *                [--no-source-addrs] [--allow-remote] [--port P] [--log-level L]
+ *                [--no-source-addrs] [--allow-remote] [--port P] [--outbox files|memory]
+ *                [--log-level L]
  *   lade-sim ids --fleet DIR
  *
  * Every charger is a struct lade_charger (the library lade-charger runs), with its own identity,
@@ -62,7 +63,8 @@ static void usage(FILE *f)
           "               [--plugged P] [--peak-window S] [--peak-fraction F]\n"
           "               [--sim-time-scale X] [--partition F] [--partition-at S]\n"
           "               [--partition-s S] [--no-source-addrs] [--allow-remote]\n"
-          "               [--port P] [--log-level error|warn|info|debug]\n"
+          "               [--port P] [--outbox files|memory]\n"
+          "               [--log-level error|warn|info|debug]\n"
           "  lade-sim ids --fleet DIR      (the fleet's device ids, one a line)\n",
           f);
 }
@@ -720,12 +722,12 @@ static int write_text(const char *path, const char *text)
 /* RLIMIT_NOFILE: each charger holds its TLS socket and its outbox (SQLite database, WAL and
  * shared-memory files) — about 4 descriptors. */
 #define FDS_PER_CHARGER 4
-static int raise_nofile(size_t n)
+static int raise_nofile(size_t n, int per_charger)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -1;
-    rlim_t want = (rlim_t)n * FDS_PER_CHARGER + 256;
+    rlim_t want = (rlim_t)n * (rlim_t)per_charger + 256;
     if (rl.rlim_max < want) {
         struct rlimit up = {want, want}; /* works with CAP_SYS_RESOURCE */
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
@@ -737,8 +739,9 @@ static int raise_nofile(size_t n)
     if (rl.rlim_cur < want) {
         fprintf(stderr,
                 "lade-sim: RLIMIT_NOFILE is %llu, too low for %zu chargers (about %llu "
-                "needed: %d per charger); raise it (ulimit -n / prlimit) or run fewer\n",
-                (unsigned long long)rl.rlim_cur, n, (unsigned long long)want, FDS_PER_CHARGER);
+                "needed: %d per charger); raise it (ulimit -n / prlimit), run fewer%s\n",
+                (unsigned long long)rl.rlim_cur, n, (unsigned long long)want, per_charger,
+                per_charger > 1 ? " or use --outbox memory" : "");
         return 1;
     }
     return 0;
@@ -752,6 +755,7 @@ static int cmd_run(int argc, char **argv)
            peak_fraction = 0.9, part_frac = 0.1, part_at = -1, part_s = 60;
     long keepalive = -1, telemetry = -1, bmin = -1, bmax = -1, ttl = -1, scale = 1;
     long port = 0;
+    bool outbox_mem = false;
     bool allow_remote = false, src_addrs = true;
     enum scenario sc = SC_STEADY;
     enum {
@@ -771,7 +775,8 @@ static int cmd_run(int argc, char **argv)
         O_NOSRC,
         O_REMOTE,
         O_LOG,
-        O_PORT
+        O_PORT,
+        O_OUTBOX
     };
     static const struct option lo[] = {
         {"fleet", required_argument, 0, 'f'},
@@ -798,6 +803,7 @@ static int cmd_run(int argc, char **argv)
         {"allow-remote", no_argument, 0, O_REMOTE},
         {"log-level", required_argument, 0, O_LOG},
         {"port", required_argument, 0, O_PORT},
+        {"outbox", required_argument, 0, O_OUTBOX},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -881,6 +887,13 @@ static int cmd_run(int argc, char **argv)
         case O_PORT:
             port = (long)parse_num(optarg, "--port", 1, 65535);
             break;
+        case O_OUTBOX:
+            if (strcmp(optarg, "files") != 0 && strcmp(optarg, "memory") != 0) {
+                fprintf(stderr, "lade-sim: --outbox is files or memory\n");
+                return 2;
+            }
+            outbox_mem = strcmp(optarg, "memory") == 0;
+            break;
         case O_LOG:
             level = optarg;
             break;
@@ -918,6 +931,16 @@ static int cmd_run(int argc, char **argv)
         (sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0) != SQLITE_OK ||
          sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0) != SQLITE_OK))
         fprintf(stderr, "lade-sim: could not tune SQLite's memory\n");
+    /* --outbox memory: SQLite's in-memory VFS becomes the default, so each outbox lives in
+     * memory (no file descriptors: a file outbox holds three — database, WAL, WAL index).
+     * Sessions then do not survive a restart of the sim; everything else is unchanged. */
+    if (outbox_mem) {
+        sqlite3_vfs *mem = sqlite3_vfs_find("memdb");
+        if (!mem || sqlite3_vfs_register(mem, 1) != SQLITE_OK) {
+            fprintf(stderr, "lade-sim: this SQLite has no in-memory VFS (memdb)\n");
+            return 1;
+        }
+    }
 
     /* A charger context is ~140 kB, mostly MQTT buffers sized for the largest message (64 kB
      * receive, 16 kB send and store) that stay untouched in steady state. With a fixed mmap
@@ -971,7 +994,7 @@ static int cmd_run(int argc, char **argv)
                 return 1;
             }
     }
-    int rl = raise_nofile(n);
+    int rl = raise_nofile(n, outbox_mem ? 1 : FDS_PER_CHARGER);
     if (rl != 0)
         return 1;
 
