@@ -709,7 +709,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                              "lade_hub: admitting at most %u new device connections/s (burst %u)",
                              h->admit.rate_per_s, h->admit.burst);
     else
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "lade_hub: no connection rate limit");
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "lade_hub: no connection rate limit%s",
+                             burst ? " (plugin_opt_connect_burst alone has no effect)" : "");
     return MOSQ_ERR_SUCCESS;
 }
 
