@@ -28,6 +28,8 @@
 #   LADE_BENCH_FW_MIB         image size in MiB (figures 14–16)                default 10
 #   LADE_BENCH_FW_RATE        nginx limit_rate of the resumed downloads (figure 15) default 4m
 #   LADE_BENCH_ONLY=fwupdate  only figures 14–16, printed (hub, nginx, one charger; RESULTS.md untouched)
+#   LADE_BENCH_FLEET_*        figure 17's knobs: see scripts/bench-fleet.sh (N default 10000)
+#   LADE_BENCH_ONLY=fleet     only figure 17, printed (its own hub, lade-sim; RESULTS.md untouched)
 #
 # Figures 1 and 2 run the real system on 127.0.0.1 only: Mosquitto + lade_hub.so, lade-charger
 # provisioned with lade-factory, and mosquitto_pub/mosquitto_sub as the reference MQTT client.
@@ -538,6 +540,34 @@ if [ "${LADE_BENCH_ONLY:-}" = plugin ]; then
   echo "bench: figure 10 — plug-in → setpoint, $plugin_n chargers: $plugin_rounds + $plugin_shared rounds and a limit sweep" >&2
   plugin_figure
   plugin_section
+  exit 0
+fi
+
+# ---- figure 17: fleet scale (issue 8) -------------------------------------------------------------
+# scripts/bench-fleet.sh: its own hub (admission rate, file limits, a registry of
+# LADE_BENCH_FLEET_N identities), lade-sim with the whole fleet on one event loop, bench_fleet_cmd;
+# its header lists what is measured and the knobs.
+fleet_n=${LADE_BENCH_FLEET_N:-10000}
+fleet_figure() { scripts/bench-fleet.sh "$build" "$bench_build" "$work/fig17.md"; }
+fleet_section() {
+  cat <<MD
+## 17. Fleet scale: $fleet_n chargers on one machine, a reconnect storm, command round trips
+
+The hub (Mosquitto + lade_hub.so with \`plugin_opt_max_connect_rate\`), the fleet simulator
+(\`lade-sim\`: $fleet_n lade_charger contexts of the agent library on one event loop, each its own
+identity, TLS connection, simulated EV and state directory, production report rate) and the
+measuring service all on this machine (docs/lade-sim.md, scripts/bench-fleet.sh). CPU and memory
+from /proc (utime + stime over the steady window, VmRSS). The storm is the hub killed (-9) and
+started again: the chargers spread their first retry over 30 s and the hub admits new device
+connections at its configured rate (docs/hub.md "Connection storms").
+
+$(cat "$work/fig17.md")
+MD
+}
+if [ "${LADE_BENCH_ONLY:-}" = fleet ]; then
+  echo "bench: figure 17 — fleet of $fleet_n chargers (several minutes)" >&2
+  fleet_figure
+  fleet_section
   exit 0
 fi
 
@@ -1694,6 +1724,8 @@ echo "bench: figures 12 and 13 — the charger's own DHCP through the site-netwo
 netdhcp_figure
 echo "bench: figures 14–16 — a $(( fw_len / 1048576 )) MiB firmware update, $fw_runs runs per kind (~1 min)"
 fw_figure
+echo "bench: figure 17 — fleet of $fleet_n chargers (~10 min)"
+fleet_figure
 
 # ---- bench/RESULTS.md ---------------------------------------------------------------------------
 
@@ -2152,6 +2184,8 @@ $(fw_update_section)
 $(fw_resume_section)
 
 $(fw_verify_section)
+
+$(fleet_section)
 
 ## How to reproduce
 

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# bench-fleet.sh — the fleet figures of `make bench` (issue 8; called by scripts/bench.sh, which
+# puts the section it writes into bench/RESULTS.md; LADE_BENCH_ONLY=fleet runs only this).
+#
+#   scripts/bench-fleet.sh BUILD_DIR BENCH_BUILD_DIR OUT_MD
+#
+#   LADE_BENCH_FLEET_N        chargers in the fleet                             default 10000
+#   LADE_BENCH_FLEET_RATE     the hub's admission rate, new connections/s       default 100
+#   LADE_BENCH_FLEET_BURST    its burst                                         default 100
+#   LADE_BENCH_FLEET_START    lade-sim's start rate, chargers/s                 default 200
+#   LADE_BENCH_FLEET_STEADY_S steady-state window for CPU and memory            default 60
+#   LADE_BENCH_FLEET_STORMS   hub restarts (reconnect storms)                   default 3
+#   LADE_BENCH_FLEET_CALLS    command round trips per concurrency               default 2000
+#
+# Everything runs on 127.0.0.1: Mosquitto + lade_hub.so (file descriptors raised, its own
+# registry), lade-sim with N chargers on one event loop (each its own identity, TLS connection,
+# simulated EV and state directory), bench_fleet_cmd on a service connection. What is measured:
+#   - provisioning N identities (lade-sim provision);
+#   - start → all N online, at the sim's start rate and the hub's admission rate;
+#   - steady state over a window: CPU seconds and resident memory of the hub and the sim, per
+#     1 000 chargers, at the production report rate (telemetry, keep-alive, token defaults);
+#   - command round trip (ping through the hub) p50/p90/p99 at N connected, 1 and 20 in flight;
+#   - reconnect storm: the hub killed and started again, LADE_BENCH_FLEET_STORMS times: time from
+#     the restart to all N online again, and the peak of new connections per second (the sim's
+#     per-second stats), against the admission rate.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build=$(cd "${1:?BUILD_DIR}" && pwd)
+bench_build=$(cd "${2:?BENCH_BUILD_DIR}" && pwd)
+out=${3:?OUT_MD}
+n=${LADE_BENCH_FLEET_N:-10000}
+rate=${LADE_BENCH_FLEET_RATE:-100}
+burst=${LADE_BENCH_FLEET_BURST:-100}
+start_rate=${LADE_BENCH_FLEET_START:-200}
+steady_s=${LADE_BENCH_FLEET_STEADY_S:-60}
+storms=${LADE_BENCH_FLEET_STORMS:-3}
+calls=${LADE_BENCH_FLEET_CALLS:-2000}
+hub_host=hub.lade.test
+
+for bin in "$build/lade-sim" "$build/lade-factory" "$build/lade_hub.so" "$bench_build/bench_fleet_cmd"; do
+  [ -e "$bin" ] || { echo "bench-fleet: $bin is missing" >&2; exit 1; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/lade-fleet.XXXXXX")
+hub_pid='' sim_pid=''
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for p in $sim_pid $hub_pid; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $sim_pid $hub_pid; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  if [ "${LADE_KEEP_TMP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+    echo "bench-fleet: work directory kept: $work" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
+median() { sort -n | awk '{v[NR]=$1} END {if (NR==0) {print "n/a"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+hz=$(getconf CLK_TCK)
+cpu_s() { awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# The sim's last stats line (one JSON object a second).
+stat_of() { grep '"type":"stats"' "$work/sim.stats" 2>/dev/null | tail -n 1 | jq -r ".$1 // 0" 2>/dev/null || echo 0; }
+wait_online() { # COUNT TIMEOUT_S: until the sim reports COUNT online; prints the ms it took
+  local t0 deadline
+  t0=$(now_ms)
+  deadline=$(( t0 + $2 * 1000 ))
+  while [ "$(stat_of online)" -lt "$1" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || { echo "bench-fleet: only $(stat_of online) of $1 online after $2 s" >&2; return 1; }
+    kill -0 "$sim_pid" 2>/dev/null || { echo "bench-fleet: lade-sim died" >&2; tail -20 "$work/sim.log" >&2; return 1; }
+    sleep 0.2
+  done
+  echo $(( $(now_ms) - t0 ))
+}
+
+# Every process here may open as many files as the hard limit allows (this machine: $(ulimit -Hn)).
+ulimit -n "$(ulimit -Hn)"
+mkdir -p "$work/hub"
+"$root/scripts/gen-certs.sh" ca "$work/hub" "lade bench fleet CA" >/dev/null
+"$root/scripts/gen-certs.sh" server "$work/hub" "$work/hub" "$hub_host" >/dev/null
+echo "127.0.0.1 $hub_host" >"$work/hosts"
+registry=$work/hub/registry.db
+
+# ---- provisioning -------------------------------------------------------------------------
+t=$(now_ms)
+"$build/lade-sim" provision --registry "$registry" --hub-host "$hub_host" --ca "$work/hub/ca.pem" \
+  --count "$n" --out "$work/fleet" >"$work/provision.log" 2>&1 ||
+  { cat "$work/provision.log" >&2; exit 1; }
+provision_ms=$(( $(now_ms) - t ))
+"$build/lade-factory" service --registry "$registry" --name fleetbench --hub-host "$hub_host" \
+  --out "$work/service.conf" >/dev/null
+"$build/lade-sim" ids --fleet "$work/fleet" >"$work/ids.txt"
+
+# ---- the hub --------------------------------------------------------------------------------
+hub_port=$(( 20000 + RANDOM % 40000 ))
+cat >"$work/hub/mosquitto.conf" <<CONF
+user $(id -un)
+per_listener_settings false
+allow_anonymous false
+persistence false
+max_connections -1
+log_dest file $work/hub.log
+log_type error
+log_type warning
+listener $hub_port 127.0.0.1
+certfile $work/hub/server.pem
+keyfile $work/hub/server.key
+tls_version tlsv1.2
+plugin $build/lade_hub.so
+plugin_opt_registry $registry
+plugin_opt_hub_host $hub_host
+plugin_opt_max_connect_rate $rate
+plugin_opt_connect_burst $burst
+CONF
+start_hub() {
+  /usr/sbin/mosquitto -c "$work/hub/mosquitto.conf" &
+  hub_pid=$!
+  for _ in $(seq 150); do listening "$hub_port" && return 0; sleep 0.1; done
+  echo "bench-fleet: the hub did not start" >&2; cat "$work/hub.log" >&2; return 1
+}
+start_hub
+
+# ---- the fleet ------------------------------------------------------------------------------
+t=$(now_ms)
+"$build/lade-sim" run --fleet "$work/fleet" --count "$n" \
+  --port "$hub_port" --scenario steady --start-rate "$start_rate" --stats "$work/sim.stats" \
+  --stats-interval 1 >"$work/sim.log" 2>&1 &
+sim_pid=$!
+start_ms=$(wait_online "$n" 600)
+echo "bench-fleet: $n online after $start_ms ms" >&2
+
+# ---- steady state ---------------------------------------------------------------------------
+sleep 5
+h0=$(cpu_s "$hub_pid") s0=$(cpu_s "$sim_pid")
+sleep "$steady_s"
+h1=$(cpu_s "$hub_pid") s1=$(cpu_s "$sim_pid")
+hub_rss=$(rss_kb "$hub_pid") sim_rss=$(rss_kb "$sim_pid")
+per_k() { awk -v v="$1" -v n="$n" -v d="$2" 'BEGIN {printf "%.*f", d, v * 1000 / n}'; }
+hub_cpu=$(awk -v a="$h0" -v b="$h1" -v s="$steady_s" 'BEGIN {printf "%.2f", (b - a) / s * 100}')
+sim_cpu=$(awk -v a="$s0" -v b="$s1" -v s="$steady_s" 'BEGIN {printf "%.2f", (b - a) / s * 100}')
+online_steady=$(stat_of online)
+
+# ---- command round trip ---------------------------------------------------------------------
+cmd_rows=
+for c in 1 20; do
+  row=$("$bench_build/bench_fleet_cmd" --service "$work/service.conf" --ca "$work/hub/ca.pem" \
+    --hosts-file "$work/hosts" --port "$hub_port" --ids "$work/ids.txt" --calls "$calls" \
+    --concurrency "$c" | head -1)
+  cmd_rows+="$row"$'\n'
+done
+
+# ---- reconnect storms -----------------------------------------------------------------------
+storm_ms=() storm_peak=()
+for i in $(seq "$storms"); do
+  kill -KILL "$hub_pid"; wait "$hub_pid" 2>/dev/null || true
+  for _ in $(seq 100); do [ "$(stat_of online)" -lt "$n" ] && break; sleep 0.1; done
+  sleep 2
+  mark=$(wc -l <"$work/sim.stats")
+  start_hub
+  ms=$(wait_online "$n" 600)
+  # the sim's summary of the outage it saw: peak new connections in any one second
+  for _ in $(seq 50); do
+    tail -n +"$mark" "$work/sim.stats" | grep -q '"event":"recovered"' && break; sleep 0.2
+  done
+  peak=$(tail -n +"$mark" "$work/sim.stats" | grep '"event":"recovered"' | tail -1 |
+    jq -r '.peak_connects_per_s // 0')
+  storm_ms+=("$ms") storm_peak+=("$peak")
+  echo "bench-fleet: storm $i: $n online again after $ms ms, peak $peak connects/s" >&2
+  sleep 5
+done
+storm_med=$(printf '%s\n' "${storm_ms[@]}" | median)
+peak_med=$(printf '%s\n' "${storm_peak[@]}" | median)
+
+cat >"$out" <<MD
+Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), everything on 127.0.0.1.
+
+| what | value |
+|---|---|
+| provisioning $n identities (\`lade-sim provision\`: keys, one registry transaction, one fleet file) | $provision_ms ms |
+| start → all $n online (sim start rate $start_rate/s, hub admission rate $rate/s, burst $burst) | $start_ms ms |
+| chargers online during the steady window | $online_steady of $n |
+| hub (Mosquitto + lade_hub.so): CPU, resident memory | $hub_cpu % of one core, $(( hub_rss / 1024 )) MiB |
+| lade-sim ($n chargers): CPU, resident memory | $sim_cpu % of one core, $(( sim_rss / 1024 )) MiB |
+| per 1 000 chargers: hub CPU / memory | $(per_k "$hub_cpu" 3) % / $(per_k "$(( hub_rss / 1024 ))" 1) MiB |
+| per 1 000 chargers: sim CPU / memory | $(per_k "$sim_cpu" 3) % / $(per_k "$(( sim_rss / 1024 ))" 1) MiB |
+| reconnect storm: hub restart → all $n online again (median of $storms: ${storm_ms[*]} ms) | $storm_med ms |
+| reconnect storm: peak new connections per second (median of $storms: ${storm_peak[*]}) | $peak_med /s (admission rate $rate/s) |
+
+Command round trip at $n connected (\`ping\`, service → hub → charger → hub → service; ms):
+
+| in flight | calls | answered | p50 | p90 | p99 | max | calls/s |
+|---|---|---|---|---|---|---|---|
+$cmd_rows
+MD
+echo "bench-fleet: written to $out" >&2
