@@ -149,7 +149,7 @@ static void test_storm(void **state)
     /* the hub goes away and comes back: a reconnect storm */
     h_hub_stop(&g_hub);
     assert_true(h_wait_file_contains(stats, "\"outage\"", 20000));
-    usleep(1000000);
+    usleep(2500000); /* a tick (1 s) sees all 50 down before the hub returns */
     h_hub_start(&g_hub, NULL);
     if (!h_wait_file_contains(stats, "\"recovered\"", 60000)) {
         char *l = h_read_file(stats);
