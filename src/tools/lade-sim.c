@@ -9,7 +9,7 @@
  *                [--backoff-min-ms MS] [--backoff-max-ms MS] [--token-ttl S]
  *                [--plugged P] [--peak-window S] [--peak-fraction F] [--sim-time-scale X]
  *                [--partition F] [--partition-at S] [--partition-s S]
- *                [--no-source-addrs] [--allow-remote] [--port P] [--outbox files|memory]
+ *                [--no-source-addrs] [--allow-remote] [--port P] [--outbox auto|files|memory]
  *                [--log-level L]
  *   lade-sim ids --fleet DIR
  *
@@ -63,7 +63,7 @@ static void usage(FILE *f)
           "               [--plugged P] [--peak-window S] [--peak-fraction F]\n"
           "               [--sim-time-scale X] [--partition F] [--partition-at S]\n"
           "               [--partition-s S] [--no-source-addrs] [--allow-remote]\n"
-          "               [--port P] [--outbox files|memory]\n"
+          "               [--port P] [--outbox auto|files|memory]\n"
           "               [--log-level error|warn|info|debug]\n"
           "  lade-sim ids --fleet DIR      (the fleet's device ids, one a line)\n",
           f);
@@ -722,7 +722,7 @@ static int write_text(const char *path, const char *text)
 /* RLIMIT_NOFILE: each charger holds its TLS socket and its outbox (SQLite database, WAL and
  * shared-memory files) — about 4 descriptors. */
 #define FDS_PER_CHARGER 4
-static int raise_nofile(size_t n, int per_charger)
+static int raise_nofile(size_t n, int per_charger, bool quiet)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -737,6 +737,8 @@ static int raise_nofile(size_t n, int per_charger)
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -1;
     if (rl.rlim_cur < want) {
+        if (quiet)
+            return 1;
         fprintf(stderr,
                 "lade-sim: RLIMIT_NOFILE is %llu, too low for %zu chargers (about %llu "
                 "needed: %d per charger); raise it (ulimit -n / prlimit), run fewer%s\n",
@@ -755,7 +757,7 @@ static int cmd_run(int argc, char **argv)
            peak_fraction = 0.9, part_frac = 0.1, part_at = -1, part_s = 60;
     long keepalive = -1, telemetry = -1, bmin = -1, bmax = -1, ttl = -1, scale = 1;
     long port = 0;
-    bool outbox_mem = false;
+    int outbox_mode = 0; /* 0 auto, 1 files, 2 memory */
     bool allow_remote = false, src_addrs = true;
     enum scenario sc = SC_STEADY;
     enum {
@@ -888,11 +890,12 @@ static int cmd_run(int argc, char **argv)
             port = (long)parse_num(optarg, "--port", 1, 65535);
             break;
         case O_OUTBOX:
-            if (strcmp(optarg, "files") != 0 && strcmp(optarg, "memory") != 0) {
-                fprintf(stderr, "lade-sim: --outbox is files or memory\n");
+            if (strcmp(optarg, "files") != 0 && strcmp(optarg, "memory") != 0 &&
+                strcmp(optarg, "auto") != 0) {
+                fprintf(stderr, "lade-sim: --outbox is auto, files or memory\n");
                 return 2;
             }
-            outbox_mem = strcmp(optarg, "memory") == 0;
+            outbox_mode = strcmp(optarg, "memory") == 0 ? 2 : strcmp(optarg, "files") == 0 ? 1 : 0;
             break;
         case O_LOG:
             level = optarg;
@@ -931,17 +934,6 @@ static int cmd_run(int argc, char **argv)
         (sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0) != SQLITE_OK ||
          sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0) != SQLITE_OK))
         fprintf(stderr, "lade-sim: could not tune SQLite's memory\n");
-    /* --outbox memory: SQLite's in-memory VFS becomes the default, so each outbox lives in
-     * memory (no file descriptors: a file outbox holds three — database, WAL, WAL index).
-     * Sessions then do not survive a restart of the sim; everything else is unchanged. */
-    if (outbox_mem) {
-        sqlite3_vfs *mem = sqlite3_vfs_find("memdb");
-        if (!mem || sqlite3_vfs_register(mem, 1) != SQLITE_OK) {
-            fprintf(stderr, "lade-sim: this SQLite has no in-memory VFS (memdb)\n");
-            return 1;
-        }
-    }
-
     /* A charger context is ~140 kB, mostly MQTT buffers sized for the largest message (64 kB
      * receive, 16 kB send and store) that stay untouched in steady state. With a fixed mmap
      * threshold each context is its own zero-filled mapping and only the pages used become
@@ -994,9 +986,27 @@ static int cmd_run(int argc, char **argv)
                 return 1;
             }
     }
-    int rl = raise_nofile(n, outbox_mem ? 1 : FDS_PER_CHARGER);
-    if (rl != 0)
+    /* --outbox auto (default): files when the descriptor limit allows, else memory. */
+    bool outbox_mem = outbox_mode == 2;
+    if (outbox_mode == 0 && raise_nofile(n, FDS_PER_CHARGER, true) != 0) {
+        outbox_mem = true;
+        fprintf(stderr,
+                "lade-sim: RLIMIT_NOFILE too low for %zu file outboxes (%d descriptors "
+                "each): outboxes in memory (--outbox files to refuse instead)\n",
+                n, FDS_PER_CHARGER);
+    }
+    if (raise_nofile(n, outbox_mem ? 1 : FDS_PER_CHARGER, false) != 0)
         return 1;
+    /* --outbox memory: SQLite's in-memory VFS becomes the default, so each outbox lives in
+     * memory (no file descriptors: a file outbox holds three — database, WAL, WAL index).
+     * Sessions then do not survive a restart of the sim; everything else is unchanged. */
+    if (outbox_mem) {
+        sqlite3_vfs *mem = sqlite3_vfs_find("memdb");
+        if (!mem || sqlite3_vfs_register(mem, 1) != SQLITE_OK) {
+            fprintf(stderr, "lade-sim: this SQLite has no in-memory VFS (memdb)\n");
+            return 1;
+        }
+    }
 
     char root[PATH_MAX];
     snprintf(root, sizeof root, "%s", state_root ? state_root : fleet);
@@ -1110,9 +1120,10 @@ static int cmd_run(int argc, char **argv)
         emit(s,
              "{\"type\":\"event\",\"event\":\"created\",\"t\":%.3f,\"chargers\":%zu,"
              "\"scenario\":\"%s\",\"cars\":%zu,\"rss_kb\":%ld,\"rss_per_charger_kb\":%.1f,"
-             "\"fds\":%ld,\"fds_per_charger\":%.2f,\"state_root\":\"%s\"}",
+             "\"fds\":%ld,\"fds_per_charger\":%.2f,\"outbox\":\"%s\",\"state_root\":\"%s\"}",
              now_s(s->t0), n, scenario_names[sc], n_plugged, rss1,
-             (double)(rss1 - rss0) / (double)n, fds1, (double)(fds1 - fds0) / (double)n, root);
+             (double)(rss1 - rss0) / (double)n, fds1, (double)(fds1 - fds0) / (double)n,
+             outbox_mem ? "memory" : "files", root);
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t delay = (uint32_t)((double)i * 1000.0 / start_rate);
