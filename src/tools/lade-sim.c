@@ -659,6 +659,7 @@ static lade_err load_fleet(const char *dir, struct lade_settings *base, struct d
         text[text_len] = 0;
     }
     fclose(f);
+    memset(line, 0, sizeof line); /* may hold a key */
     if (!devs || !text)
         err = LADE_ERR_NOMEM;
     if (err == LADE_OK) {
