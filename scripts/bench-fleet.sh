@@ -9,11 +9,13 @@
 #   LADE_BENCH_FLEET_BURST    its burst                                         default 100
 #   LADE_BENCH_FLEET_START    lade-sim's start rate, chargers/s                 default 200
 #   LADE_BENCH_FLEET_STEADY_S steady-state window for CPU and memory            default 60
+#   LADE_BENCH_FLEET_SETTLE_S wait after all are online before that window       default 30
 #   LADE_BENCH_FLEET_STORMS   hub restarts (reconnect storms)                   default 3
 #   LADE_BENCH_FLEET_CALLS    command round trips per concurrency               default 2000
 #
 # Everything runs on 127.0.0.1: Mosquitto + lade_hub.so (file descriptors raised, its own
-# registry), lade-sim with N chargers on one event loop (each its own identity, TLS connection,
+# registry), the portal (lade-cloud with one installation of all N chargers in circuits of 100),
+# lade-sim with N chargers on one event loop (each its own identity, TLS connection,
 # simulated EV and state directory), bench_fleet_cmd on a service connection. What is measured:
 #   - provisioning N identities (lade-sim provision);
 #   - start → all N online, at the sim's start rate and the hub's admission rate;
@@ -35,21 +37,22 @@ rate=${LADE_BENCH_FLEET_RATE:-100}
 burst=${LADE_BENCH_FLEET_BURST:-100}
 start_rate=${LADE_BENCH_FLEET_START:-200}
 steady_s=${LADE_BENCH_FLEET_STEADY_S:-60}
+settle_s=${LADE_BENCH_FLEET_SETTLE_S:-30}
 storms=${LADE_BENCH_FLEET_STORMS:-3}
 calls=${LADE_BENCH_FLEET_CALLS:-2000}
 hub_host=hub.lade.test
 
-for bin in "$build/lade-sim" "$build/lade-factory" "$build/lade_hub.so" "$bench_build/bench_fleet_cmd"; do
+for bin in "$build/lade-sim" "$build/lade-factory" "$build/lade-cloud" "$build/lade_hub.so" "$bench_build/bench_fleet_cmd"; do
   [ -e "$bin" ] || { echo "bench-fleet: $bin is missing" >&2; exit 1; }
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/lade-fleet.XXXXXX")
-hub_pid='' sim_pid=''
+hub_pid='' sim_pid='' portal_pid=''
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for p in $sim_pid $hub_pid; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in $sim_pid $hub_pid; do
+  for p in $sim_pid $portal_pid $hub_pid; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $sim_pid $portal_pid $hub_pid; do
     for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
@@ -99,7 +102,19 @@ t=$(now_ms)
 provision_ms=$(( $(now_ms) - t ))
 "$build/lade-factory" service --registry "$registry" --name fleetbench --hub-host "$hub_host" \
   --out "$work/service.conf" >/dev/null
+"$build/lade-factory" service --registry "$registry" --name portal --hub-host "$hub_host" \
+  --out "$work/portal-service.conf" >/dev/null
 "$build/lade-sim" ids --fleet "$work/fleet" >"$work/ids.txt"
+# The portal's site: one installation, circuits of 100 chargers (250 A each), a main fuse the
+# sum of the circuits; chargers with no offline current (the sim's cars are not plugged in).
+jq -R -s --argjson per 100 '
+  split("\n") | map(select(length > 0)) | to_entries as $c |
+  ((($c | length) + $per - 1) / $per | floor) as $k |
+  {Name: "Fleet", NetworkType: 4, Fuse: ($k * 250), Available: ($k * 250),
+   Circuits: [range(0; $k) | {Name: "C\(.)", Fuse: 250}],
+   Chargers: [$c[] | {DeviceId: .value, Circuit: "C\(.key / $per | floor)", Rotation: "L1L2L3",
+              MaxCurrent: 32, MinCurrent: 6, MaxPhases: 3, OfflineCurrent: 0,
+              OfflinePhases: 3, Priority: 0}]}' "$work/ids.txt" >"$work/site.json"
 
 # ---- the hub --------------------------------------------------------------------------------
 hub_port=$(( 20000 + RANDOM % 40000 ))
@@ -130,6 +145,19 @@ start_hub() {
 }
 start_hub
 
+# ---- the portal -----------------------------------------------------------------------------
+portal_port=$(( 20000 + RANDOM % 40000 ))
+t=$(now_ms)
+"$build/lade-cloud" --db "$work/portal.db" --port "$portal_port" --service "$work/portal-service.conf" \
+  --ca "$work/hub/ca.pem" --hosts-file "$work/hosts" --hub-port "$hub_port" --site "$work/site.json" \
+  --log-level warn >"$work/portal.log" 2>&1 &
+portal_pid=$!
+for _ in $(seq 1200); do grep -q '^lade-cloud: listening' "$work/portal.log" && break; sleep 0.1; done
+grep -q '^lade-cloud: listening' "$work/portal.log" ||
+  { echo "bench-fleet: the portal did not start" >&2; tail -20 "$work/portal.log" >&2; exit 1; }
+portal_start_ms=$(( $(now_ms) - t ))
+metric() { curl -s "http://127.0.0.1:$portal_port/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'; }
+
 # ---- the fleet ------------------------------------------------------------------------------
 t=$(now_ms)
 "$build/lade-sim" run --fleet "$work/fleet" --count "$n" \
@@ -140,11 +168,15 @@ start_ms=$(wait_online "$n" 600)
 echo "bench-fleet: $n online after $start_ms ms" >&2
 
 # ---- steady state ---------------------------------------------------------------------------
-sleep 5
-h0=$(cpu_s "$hub_pid") s0=$(cpu_s "$sim_pid")
+for _ in $(seq 600); do [ "$(metric lade_chargers_online)" = "$n" ] && break; sleep 0.2; done
+portal_online=$(metric lade_chargers_online)
+sleep "$settle_s" # the connect-time traffic (snapshots, twins, first reports) is over
+h0=$(cpu_s "$hub_pid") s0=$(cpu_s "$sim_pid") p0=$(cpu_s "$portal_pid") m0=$(metric lade_messages_in_total)
 sleep "$steady_s"
-h1=$(cpu_s "$hub_pid") s1=$(cpu_s "$sim_pid")
-hub_rss=$(rss_kb "$hub_pid") sim_rss=$(rss_kb "$sim_pid")
+h1=$(cpu_s "$hub_pid") s1=$(cpu_s "$sim_pid") p1=$(cpu_s "$portal_pid") m1=$(metric lade_messages_in_total)
+hub_rss=$(rss_kb "$hub_pid") sim_rss=$(rss_kb "$sim_pid") portal_rss=$(rss_kb "$portal_pid")
+portal_cpu=$(awk -v a="$p0" -v b="$p1" -v s="$steady_s" 'BEGIN {printf "%.2f", (b - a) / s * 100}')
+msg_rate=$(awk -v a="${m0:-0}" -v b="${m1:-0}" -v s="$steady_s" 'BEGIN {printf "%.1f", (b - a) / s}')
 per_k() { awk -v v="$1" -v n="$n" -v d="$2" 'BEGIN {printf "%.*f", d, v * 1000 / n}'; }
 hub_cpu=$(awk -v a="$h0" -v b="$h1" -v s="$steady_s" 'BEGIN {printf "%.2f", (b - a) / s * 100}')
 sim_cpu=$(awk -v a="$s0" -v b="$s1" -v s="$steady_s" 'BEGIN {printf "%.2f", (b - a) / s * 100}')
@@ -188,11 +220,15 @@ Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model nam
 |---|---|
 | provisioning $n identities (\`lade-sim provision\`: keys, one registry transaction, one fleet file) | $provision_ms ms |
 | start → all $n online (sim start rate $start_rate/s, hub admission rate $rate/s, burst $burst) | $start_ms ms |
-| chargers online during the steady window | $online_steady of $n |
+| chargers online during the steady window (the sim / the portal's lade_chargers_online) | $online_steady / ${portal_online:-?} of $n |
+| portal start with the site of $n chargers (store, balancer check) | $portal_start_ms ms |
+| messages into the portal during the steady window | $msg_rate /s |
+| portal (lade-cloud: ingest, balancer, store): CPU, resident memory | $portal_cpu % of one core, $(( portal_rss / 1024 )) MiB |
 | hub (Mosquitto + lade_hub.so): CPU, resident memory | $hub_cpu % of one core, $(( hub_rss / 1024 )) MiB |
 | lade-sim ($n chargers): CPU, resident memory | $sim_cpu % of one core, $(( sim_rss / 1024 )) MiB |
 | per 1 000 chargers: hub CPU / memory | $(per_k "$hub_cpu" 3) % / $(per_k "$(( hub_rss / 1024 ))" 1) MiB |
 | per 1 000 chargers: sim CPU / memory | $(per_k "$sim_cpu" 3) % / $(per_k "$(( sim_rss / 1024 ))" 1) MiB |
+| per 1 000 chargers: portal CPU / memory | $(per_k "$portal_cpu" 3) % / $(per_k "$(( portal_rss / 1024 ))" 1) MiB |
 | reconnect storm: hub restart → all $n online again (median of $storms: ${storm_ms[*]} ms) | $storm_med ms |
 | reconnect storm: peak new connections per second (median of $storms: ${storm_peak[*]}) | $peak_med /s (admission rate $rate/s) |
 
