@@ -5,8 +5,8 @@
 #   scripts/bench-fleet.sh BUILD_DIR BENCH_BUILD_DIR OUT_MD
 #
 #   LADE_BENCH_FLEET_N        chargers in the fleet                             default 10000
-#   LADE_BENCH_FLEET_RATE     the hub's admission rate, new connections/s       default 100
-#   LADE_BENCH_FLEET_BURST    its burst                                         default 100
+#   LADE_BENCH_FLEET_RATE     the hub's admission rate, new connections/s       default 150
+#   LADE_BENCH_FLEET_BURST    its burst                                         default 150
 #   LADE_BENCH_FLEET_START    lade-sim's start rate, chargers/s                 default 200
 #   LADE_BENCH_FLEET_STEADY_S steady-state window for CPU and memory            default 60
 #   LADE_BENCH_FLEET_SETTLE_S wait after all are online before that window       default 30
@@ -33,8 +33,8 @@ build=$(cd "${1:?BUILD_DIR}" && pwd)
 bench_build=$(cd "${2:?BENCH_BUILD_DIR}" && pwd)
 out=${3:?OUT_MD}
 n=${LADE_BENCH_FLEET_N:-10000}
-rate=${LADE_BENCH_FLEET_RATE:-100}
-burst=${LADE_BENCH_FLEET_BURST:-100}
+rate=${LADE_BENCH_FLEET_RATE:-150}
+burst=${LADE_BENCH_FLEET_BURST:-150}
 start_rate=${LADE_BENCH_FLEET_START:-200}
 steady_s=${LADE_BENCH_FLEET_STEADY_S:-60}
 settle_s=${LADE_BENCH_FLEET_SETTLE_S:-30}
