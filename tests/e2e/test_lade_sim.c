@@ -5,6 +5,7 @@
  *   - storm: all 50 come online; the stats lines are JSON with consistent counts; the hub is
  *     stopped and started again and the sim's summary says all 50 went offline and came back;
  *     SIGTERM ends it cleanly with a final summary.
+ *   - peak: every car plugs in within a 3 s window.
  *   - partition: a fifth of the fleet loses its network (nftables drops their own loopback
  *     addresses); exactly those go offline, the others stay online, all are back after the heal.
  * The whole test runs in a network namespace of its own (unshare), so the sim's nftables table
@@ -262,6 +263,35 @@ static void test_partition(void **state)
     cJSON_Delete(arr);
 }
 
+/* peak: every car plugs in within the window (the simulator's state says so afterwards) */
+static void test_peak(void **state)
+{
+    (void)state;
+    const char *dir = h_tmpdir("sim-peak");
+    char stats[700], log[700];
+    snprintf(stats, sizeof stats, "%s/stats.jsonl", dir);
+    snprintf(log, sizeof log, "%s/sim.log", dir);
+    const char *extra[] = {"--peak-window", "3", "--peak-fraction", "1", NULL};
+    pid_t pid = start_sim(stats, log, "peak", extra);
+    assert_true(h_wait_file_contains(stats, "\"all_online\"", 60000));
+    usleep(6000000); /* the window, and the control loop's step */
+    int st = h_stop(pid, SIGTERM, 20000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    cJSON *arr = read_lines(stats);
+    const cJSON *created = find_event(arr, "created");
+    assert_non_null(created);
+    assert_int_equal((int)num(created, "cars"), N_CHARGERS);
+    const cJSON *end = find_event(arr, "end");
+    assert_non_null(end);
+    assert_int_equal((int)num(end, "connected"), N_CHARGERS);
+    cJSON_Delete(arr);
+    assert_int_equal(
+        h_sh("test \"$(grep -l '\"plugged\":true' %s/state/*/sim.json | wc -l)\" -eq %d", g_fleet,
+             N_CHARGERS),
+        0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -293,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_provision),
         cmocka_unit_test(test_storm),
         cmocka_unit_test(test_partition),
+        cmocka_unit_test(test_peak),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
