@@ -267,8 +267,12 @@ void lade_charging_step(struct lade_charging *cs, uint64_t now_ms, int64_t wall_
         cs->setpoint_ma = cfg->offline_current_ma;
         cs->setpoint_phases = cfg->offline_phases;
         out->events |= LADE_CHG_EV_FALLBACK;
-        LOG_W(MOD, "no contact with the hub for %" PRIu64 " ms: offline current %" PRId32 " mA",
-              now_ms - seen, cfg->offline_current_ma);
+        if (in->hub_last_seen_ms == 0) /* never reached it since the agent started */
+            LOG_I(MOD, "no contact with the hub yet: offline current %" PRId32 " mA",
+                  cfg->offline_current_ma);
+        else
+            LOG_W(MOD, "no contact with the hub for %" PRIu64 " ms: offline current %" PRId32 " mA",
+                  now_ms - seen, cfg->offline_current_ma);
     } else if (!expired) {
         cs->offline = false;
     }

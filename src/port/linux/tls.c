@@ -202,9 +202,12 @@ lade_err lade_tls_ctx_new(struct lade_tls_ctx **out, const char *ca_file)
                                    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx->ssl_ctx, on_new_session);
     /* Partial writes report progress per record; a retried write may come from another
-     * address (the caller's buffer may have moved). */
-    SSL_CTX_set_mode(ctx->ssl_ctx,
-                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+     * address (the caller's buffer may have moved). An idle connection gives its record
+     * buffers back (about 16 kB each: a charger is idle nearly always, and lade-sim holds
+     * 10 000 of them; docs/lade-sim.md). */
+    SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                       SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                       SSL_MODE_RELEASE_BUFFERS);
 
     ctx->bio_meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lade_socket");
     if (!ctx->bio_meth || !BIO_meth_set_write_ex(ctx->bio_meth, bio_write_ex) ||
