@@ -7,14 +7,14 @@
 #   LADE_BENCH_FLEET_N        chargers in the fleet                             default 10000
 #   LADE_BENCH_FLEET_RATE     the hub's admission rate, new connections/s       default 150
 #   LADE_BENCH_FLEET_BURST    its burst                                         default 150
-#   LADE_BENCH_FLEET_START    lade-sim's start rate, chargers/s                 default 200
+#   LADE_BENCH_FLEET_START    lade-sim's start rate, chargers/s (under the hub's rate) default 140
 #   LADE_BENCH_FLEET_STEADY_S steady-state window for CPU and memory            default 60
 #   LADE_BENCH_FLEET_SETTLE_S wait after all are online before that window       default 30
 #   LADE_BENCH_FLEET_STORMS   hub restarts (reconnect storms)                   default 3
 #   LADE_BENCH_FLEET_CALLS    command round trips per concurrency               default 2000
 #
 # Everything runs on 127.0.0.1: Mosquitto + lade_hub.so (file descriptors raised, its own
-# registry), the portal (lade-cloud with one installation of all N chargers in circuits of 100),
+# registry), the portal (lade-cloud with the fleet in installations of 1 000, circuits of 100),
 # lade-sim with N chargers on one event loop (each its own identity, TLS connection,
 # simulated EV and state directory), bench_fleet_cmd on a service connection. What is measured:
 #   - provisioning N identities (lade-sim provision);
@@ -35,7 +35,7 @@ out=${3:?OUT_MD}
 n=${LADE_BENCH_FLEET_N:-10000}
 rate=${LADE_BENCH_FLEET_RATE:-150}
 burst=${LADE_BENCH_FLEET_BURST:-150}
-start_rate=${LADE_BENCH_FLEET_START:-200}
+start_rate=${LADE_BENCH_FLEET_START:-140}
 steady_s=${LADE_BENCH_FLEET_STEADY_S:-60}
 settle_s=${LADE_BENCH_FLEET_SETTLE_S:-30}
 storms=${LADE_BENCH_FLEET_STORMS:-3}
@@ -105,16 +105,23 @@ provision_ms=$(( $(now_ms) - t ))
 "$build/lade-factory" service --registry "$registry" --name portal --hub-host "$hub_host" \
   --out "$work/portal-service.conf" >/dev/null
 "$build/lade-sim" ids --fleet "$work/fleet" >"$work/ids.txt"
-# The portal's site: one installation, circuits of 100 chargers (250 A each), a main fuse the
-# sum of the circuits; chargers with no offline current (the sim's cars are not plugged in).
-jq -R -s --argjson per 100 '
-  split("\n") | map(select(length > 0)) | to_entries as $c |
-  ((($c | length) + $per - 1) / $per | floor) as $k |
-  {Name: "Fleet", NetworkType: 4, Fuse: ($k * 250), Available: ($k * 250),
-   Circuits: [range(0; $k) | {Name: "C\(.)", Fuse: 250}],
-   Chargers: [$c[] | {DeviceId: .value, Circuit: "C\(.key / $per | floor)", Rotation: "L1L2L3",
-              MaxCurrent: 32, MinCurrent: 6, MaxPhases: 3, OfflineCurrent: 0,
-              OfflinePhases: 3, Priority: 0}]}' "$work/ids.txt" >"$work/site.json"
+# The portal's sites: installations of 1 000 chargers (a site file's limit), each in circuits of
+# 100 chargers (250 A each) under a main fuse the sum of its circuits; chargers with no offline
+# current (the sim's cars are not plugged in).
+split -d -a 3 -l 1000 "$work/ids.txt" "$work/site-ids."
+site_args=()
+for f in "$work"/site-ids.*; do
+  k=${f##*.}
+  jq -R -s --argjson per 100 --arg name "Fleet $k" '
+    split("\n") | map(select(length > 0)) | to_entries as $c |
+    ((($c | length) + $per - 1) / $per | floor) as $k |
+    {Name: $name, NetworkType: 4, Fuse: ($k * 250), Available: ($k * 250),
+     Circuits: [range(0; $k) | {Name: "C\(.)", Fuse: 250}],
+     Chargers: [$c[] | {DeviceId: .value, Circuit: "C\(.key / $per | floor)", Rotation: "L1L2L3",
+                MaxCurrent: 32, MinCurrent: 6, MaxPhases: 3, OfflineCurrent: 0,
+                OfflinePhases: 3, Priority: 0}]}' "$f" >"$work/site-$k.json"
+  site_args+=(--site "$work/site-$k.json")
+done
 
 # ---- the hub --------------------------------------------------------------------------------
 hub_port=$(( 20000 + RANDOM % 40000 ))
@@ -149,7 +156,7 @@ start_hub
 portal_port=$(( 20000 + RANDOM % 40000 ))
 t=$(now_ms)
 "$build/lade-cloud" --db "$work/portal.db" --port "$portal_port" --service "$work/portal-service.conf" \
-  --ca "$work/hub/ca.pem" --hosts-file "$work/hosts" --hub-port "$hub_port" --site "$work/site.json" \
+  --ca "$work/hub/ca.pem" --hosts-file "$work/hosts" --hub-port "$hub_port" "${site_args[@]}" \
   --log-level warn >"$work/portal.log" 2>&1 &
 portal_pid=$!
 for _ in $(seq 1200); do grep -q '^lade-cloud: listening' "$work/portal.log" && break; sleep 0.1; done

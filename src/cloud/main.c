@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "  --hub-port N         hub port (default: the service file's, else 8883)\n"
             "  --deadline-s N       longest charger link-loss deadline, s (default 370)\n"
             "  --site FILE          commission the installation in this site file unless one of\n"
-            "                       its name exists (docs/portal.md, \"Site files\")\n"
+            "                       its name exists (docs/portal.md, \"Site files\"); may be\n"
+            "                       given several times (up to 64)\n"
             "  --admin NAME         create/reset user NAME as administrator with the password\n"
             "                       in LADE_ADMIN_PASSWORD\n"
             "  --firmware-dir DIR   firmware repository: published images (served as /fw/ by the\n"
@@ -58,7 +59,9 @@ static int parse_u32(const char *s, unsigned long max, unsigned long *out)
 int main(int argc, char **argv)
 {
     struct lade_portal_opts o = {0};
-    const char *admin = NULL, *site = NULL;
+    const char *admin = NULL;
+    const char *sites[64]; /* --site, in the order given */
+    size_t n_sites = 0;
     unsigned long port = 8080, v;
     const char *env_port = getenv("LADE_PORTAL_PORT");
     if (env_port && parse_u32(env_port, 65535, &port) != 0) {
@@ -110,9 +113,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.link_loss_deadline_ms = (uint32_t)v * 1000;
-        } else if (!strcmp(a, "--site"))
-            site = val;
-        else if (!strcmp(a, "--firmware-dir"))
+        } else if (!strcmp(a, "--site")) {
+            if (n_sites == sizeof sites / sizeof sites[0]) {
+                fprintf(stderr, "lade-cloud: at most %zu --site files\n", n_sites);
+                return 2;
+            }
+            sites[n_sites++] = val;
+        } else if (!strcmp(a, "--firmware-dir"))
             o.firmware_dir = val;
         else if (!strcmp(a, "--firmware-keys"))
             o.firmware_keys = val;
@@ -175,9 +182,9 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (site) {
+    for (size_t i = 0; i < n_sites; i++) {
         bool created = false;
-        err = lade_portal_apply_site(p, site, &created, why, sizeof why);
+        err = lade_portal_apply_site(p, sites[i], &created, why, sizeof why);
         if (err != LADE_OK) {
             fprintf(stderr, "lade-cloud: %s\n", why[0] ? why : lade_strerror(err));
             lade_portal_free(p);
