@@ -559,7 +559,10 @@ identity, TLS connection, simulated EV and state directory, production report ra
 measuring service all on this machine (docs/lade-sim.md, scripts/bench-fleet.sh). CPU and memory
 from /proc (utime + stime over the steady window, VmRSS). The storm is the hub killed (-9) and
 started again: the chargers spread their first retry over 30 s and the hub admits new device
-connections at its configured rate (docs/hub.md "Connection storms").
+connections at its configured rate (docs/hub.md "Connection storms"). The steady window starts
+about half a minute after the last charger came online: their periodic snapshots (every
+telemetry_interval_s, 900 s) are not due yet, so the window holds the keep-alive and idle cost,
+not the ~N/900 snapshots a second of a fleet whose chargers connected at different times.
 
 $(cat "$work/fig17.md")
 MD
