@@ -155,7 +155,9 @@ start_hub
 # ---- the portal -----------------------------------------------------------------------------
 portal_port=$(( 20000 + RANDOM % 40000 ))
 t=$(now_ms)
-"$build/lade-cloud" --db "$work/portal.db" --port "$portal_port" --service "$work/portal-service.conf" \
+portal_pw=$(openssl rand -hex 16)
+LADE_ADMIN_PASSWORD=$portal_pw "$build/lade-cloud" --db "$work/portal.db" --port "$portal_port" \
+  --service "$work/portal-service.conf" --admin bench \
   --ca "$work/hub/ca.pem" --hosts-file "$work/hosts" --hub-port "$hub_port" "${site_args[@]}" \
   --log-level warn >"$work/portal.log" 2>&1 &
 portal_pid=$!
@@ -197,6 +199,29 @@ for c in 1 20; do
     --concurrency "$c" | head -1)
   cmd_rows+="$row"$'\n'
 done
+
+# Through the portal's REST API: POST /api/chargers/{id}/sendCommand/10001 (DeauthorizeAndStop;
+# harmless without a car: the charger answers 409, "nothing to stop", after the same round trip
+# as a 200) to chargers picked at random, one at a time; curl's time_total
+# (loopback connect + request + the portal → hub → charger → hub → portal round trip + answer).
+token=$(curl -s -d "grant_type=password&username=bench&password=$portal_pw" \
+  "http://127.0.0.1:$portal_port/oauth/token" | jq -r .access_token)
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$portal_port/api/chargers" |
+  jq -r '.Data[].Id' | shuf -n "$(( calls < 200 ? calls : 200 ))" >"$work/portal-ids.txt" || true
+: >"$work/portal-rtt.txt"
+portal_codes=()
+while read -r cid; do
+  r=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$portal_port/api/chargers/$cid/sendCommand/10001")
+  portal_codes+=("${r%% *}")
+  case ${r%% *} in 200 | 409) awk -v t="${r#* }" 'BEGIN {printf "%.3f\n", t * 1000}' >>"$work/portal-rtt.txt" ;; esac
+  sleep 0.11 # the portal allows a user 10 API calls a second (docs/portal-api.md "Rate limits")
+done <"$work/portal-ids.txt"
+portal_calls=${#portal_codes[@]}
+portal_ok=$(wc -l <"$work/portal-rtt.txt")
+pq() { sort -n "$work/portal-rtt.txt" | awk -v p="$1" '{v[NR]=$1} END {if (NR == 0) {print "n/a"; exit} i = int(p / 100 * (NR - 1) + 0.5) + 1; print v[i]}'; }
+portal_other=$(printf '%s\n' "${portal_codes[@]}" | sort | uniq -c | awk '{printf "%s%s× %s", s, $1, $2; s = ", "}')
+portal_row="| portal API, 1 in flight, ≤ 10 calls/s | $portal_calls | $portal_ok ($portal_other) | $(pq 50) | $(pq 90) | $(pq 99) | $(pq 100) |"
 
 # ---- reconnect storms -----------------------------------------------------------------------
 storm_ms=() storm_peak=()
@@ -244,5 +269,11 @@ Command round trip at $n connected (\`ping\`, service → hub → charger → hu
 | in flight | calls | answered | p50 | p90 | p99 | max | calls/s |
 |---|---|---|---|---|---|---|---|
 $cmd_rows
+Through the portal's REST API (\`POST /api/chargers/{id}/sendCommand/10001\`, curl's time_total: the
+request to the portal, portal → hub → charger → hub → portal, the answer; ms):
+
+| path | calls | answered by the charger (200 or 409; all codes) | p50 | p90 | p99 | max |
+|---|---|---|---|---|---|---|
+$portal_row
 MD
 echo "bench-fleet: written to $out" >&2
