@@ -194,10 +194,11 @@ online_steady=$(stat_of online)
 # ---- command round trip ---------------------------------------------------------------------
 cmd_rows=
 for c in 1 20; do
-  row=$("$bench_build/bench_fleet_cmd" --service "$work/service.conf" --ca "$work/hub/ca.pem" \
+  # to a file first: a pipe into head could end bench_fleet_cmd with SIGPIPE mid-write
+  "$bench_build/bench_fleet_cmd" --service "$work/service.conf" --ca "$work/hub/ca.pem" \
     --hosts-file "$work/hosts" --port "$hub_port" --ids "$work/ids.txt" --calls "$calls" \
-    --concurrency "$c" | head -1)
-  cmd_rows+="$row"$'\n'
+    --concurrency "$c" >"$work/cmd-$c.txt"
+  cmd_rows+="$(head -1 "$work/cmd-$c.txt")"$'\n'
 done
 
 # Through the portal's REST API: POST /api/chargers/{id}/sendCommand/10001 (DeauthorizeAndStop;
