@@ -4,9 +4,13 @@
  *
  *   bench_fleet_cmd --service FILE --ca FILE --hosts-file FILE --port HUB_PORT --ids FILE
  *                   [--calls N] [--concurrency C] [--timeout-ms T]
+ *                   [--method NAME --payload JSON] [--distinct] [--rate R]
  *
  * FILE of --ids: one device id per line. C calls are kept in flight (a new one is sent as soon
- * as one is answered), N in all; each call's time runs from lade_svc_call to its reply. Output:
+ * as one is answered), N in all; each call's time runs from lade_svc_call to its reply.
+ * --method/--payload: another direct method than `ping` (e.g. the simulator's `sim` with
+ * {"plug":"3p11kw"} for an evening peak); --distinct: call i goes to the i-th id (each charger
+ * once) instead of one picked at random; --rate: at most R calls a second, evenly paced. Output:
  * one Markdown row "| C | N | answered | p50 | p90 | p99 | max | calls/s |" (ms), then a line
  * "raw: ..." with every sample. Exit 1 when fewer than 99 % were answered with 200.
  */
@@ -37,6 +41,8 @@ struct app {
     double *rtt;
     size_t n_rtt;
     size_t sent, answered, failed, in_flight;
+    const char *method, *payload;
+    bool distinct;
 };
 
 struct pending {
@@ -90,10 +96,10 @@ static void send_one(struct app *a, uint32_t timeout_ms)
     if (!p)
         die("out of memory");
     p->a = a;
-    const char *id = a->ids[lade_random_u32() % a->n_ids];
+    const char *id = a->distinct ? a->ids[a->sent] : a->ids[lade_random_u32() % a->n_ids];
     p->t0 = now_ns();
-    if (lade_svc_call(a->svc, id, "ping", "{}", timeout_ms, on_reply, p) != LADE_OK)
-        die("cannot call ping on %s", id);
+    if (lade_svc_call(a->svc, id, a->method, a->payload, timeout_ms, on_reply, p) != LADE_OK)
+        die("cannot call %s on %s", a->method, id);
     a->sent++;
     a->in_flight++;
 }
@@ -135,6 +141,9 @@ int main(int argc, char **argv)
     struct app *a = &app;
     const char *service = NULL, *ca = NULL, *hosts = NULL, *ids = NULL;
     long port = 0, calls = 1000, conc = 1, timeout_ms = 10000;
+    double rate = 0;
+    a->method = "ping";
+    a->payload = "{}";
     static const struct option lo[] = {
         {"service", required_argument, 0, 's'},
         {"ca", required_argument, 0, 'c'},
@@ -144,6 +153,10 @@ int main(int argc, char **argv)
         {"calls", required_argument, 0, 'n'},
         {"concurrency", required_argument, 0, 'C'},
         {"timeout-ms", required_argument, 0, 't'},
+        {"method", required_argument, 0, 'm'},
+        {"payload", required_argument, 0, 'P'},
+        {"distinct", no_argument, 0, 'd'},
+        {"rate", required_argument, 0, 'r'},
         {0, 0, 0, 0},
     };
     int o;
@@ -173,15 +186,29 @@ int main(int argc, char **argv)
         case 't':
             timeout_ms = strtol(optarg, NULL, 10);
             break;
+        case 'm':
+            a->method = optarg;
+            break;
+        case 'P':
+            a->payload = optarg;
+            break;
+        case 'd':
+            a->distinct = true;
+            break;
+        case 'r':
+            rate = strtod(optarg, NULL);
+            break;
         default:
             die("usage: see the comment at the top of bench/bench_fleet_cmd.c");
         }
     }
     if (!service || !ca || !ids || port < 1 || port > 65535 || calls < 1 || calls > MAX_CALLS ||
-        conc < 1 || conc > 1000 || timeout_ms < 100)
+        conc < 1 || conc > 1000 || timeout_ms < 100 || rate < 0 || !a->method[0])
         die("usage: see the comment at the top of bench/bench_fleet_cmd.c");
     lade_log_set_level(LADE_LOG_WARN);
     load_ids(a, ids);
+    if (a->distinct && (size_t)calls > a->n_ids)
+        die("--distinct: %ld calls but only %zu ids", calls, a->n_ids);
     a->rtt = calloc((size_t)calls, sizeof *a->rtt);
     struct lade_svc_file sf;
     char why[160];
@@ -211,10 +238,11 @@ int main(int argc, char **argv)
             die("event loop failed");
     }
     uint64_t t0 = now_ns();
-    deadline =
-        t0 + (uint64_t)calls * (uint64_t)timeout_ms * 1000000u / (uint64_t)conc + 60000000000ull;
+    deadline = t0 + (uint64_t)calls * (uint64_t)timeout_ms * 1000000u / (uint64_t)conc +
+               (rate > 0 ? (uint64_t)((double)calls / rate * 1e9) : 0) + 60000000000ull;
     while (a->answered + a->failed < (size_t)calls) {
-        while (a->sent < (size_t)calls && a->in_flight < (size_t)conc)
+        while (a->sent < (size_t)calls && a->in_flight < (size_t)conc &&
+               (rate <= 0 || (double)(now_ns() - t0) >= (double)a->sent / rate * 1e9))
             send_one(a, (uint32_t)timeout_ms);
         if (now_ns() > deadline)
             die("calls did not finish");

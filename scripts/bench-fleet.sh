@@ -12,6 +12,8 @@
 #   LADE_BENCH_FLEET_SETTLE_S wait after all are online before that window       default 30
 #   LADE_BENCH_FLEET_STORMS   hub restarts (reconnect storms)                   default 3
 #   LADE_BENCH_FLEET_CALLS    command round trips per concurrency               default 2000
+#   LADE_BENCH_FLEET_PEAK_CARS cars plugged in during the evening peak          default N/5
+#   LADE_BENCH_FLEET_PEAK_S   the window they plug in over, s                   default 120
 #
 # Everything runs on 127.0.0.1: Mosquitto + lade_hub.so (file descriptors raised, its own
 # registry), the portal (lade-cloud with the fleet in installations of 1 000, circuits of 100),
@@ -24,7 +26,10 @@
 #   - command round trip (ping through the hub) p50/p90/p99 at N connected, 1 and 20 in flight;
 #   - reconnect storm: the hub killed and started again, LADE_BENCH_FLEET_STORMS times: time from
 #     the restart to all N online again, and the peak of new connections per second (the sim's
-#     per-second stats), against the admission rate.
+#     per-second stats), against the admission rate;
+#   - evening peak: PEAK_CARS cars plugged in (the simulator's `sim` method, each charger once,
+#     evenly over PEAK_S) while the portal balances every installation: plug-in → the portal's
+#     setpoint on the pilot, per car, as each charger timed it (lade-sim's offer_ms).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +45,8 @@ steady_s=${LADE_BENCH_FLEET_STEADY_S:-60}
 settle_s=${LADE_BENCH_FLEET_SETTLE_S:-30}
 storms=${LADE_BENCH_FLEET_STORMS:-3}
 calls=${LADE_BENCH_FLEET_CALLS:-2000}
+peak_cars=${LADE_BENCH_FLEET_PEAK_CARS:-$(( n / 5 ))}
+peak_s=${LADE_BENCH_FLEET_PEAK_S:-120}
 hub_host=hub.lade.test
 
 for bin in "$build/lade-sim" "$build/lade-factory" "$build/lade-cloud" "$build/lade_hub.so" "$bench_build/bench_fleet_cmd"; do
@@ -246,6 +253,32 @@ done
 storm_med=$(printf '%s\n' "${storm_ms[@]}" | median)
 peak_med=$(printf '%s\n' "${storm_peak[@]}" | median)
 
+# ---- evening peak ---------------------------------------------------------------------------
+# PEAK_CARS chargers picked at random get a car (3-phase 11 kW, 16 A), evenly over PEAK_S; the
+# portal sees each mode change, rebalances the car's installation (lowering others first where
+# the circuit is full) and sends setpoints; each charger times plug-in → first offer itself.
+shuf -n "$peak_cars" "$work/ids.txt" >"$work/peak-ids.txt"
+p0=$(cpu_s "$portal_pid") h0=$(cpu_s "$hub_pid") sp0=$(metric lade_setpoints_sent_total)
+"$bench_build/bench_fleet_cmd" --service "$work/service.conf" --ca "$work/hub/ca.pem" \
+  --hosts-file "$work/hosts" --port "$hub_port" --ids "$work/peak-ids.txt" --calls "$peak_cars" \
+  --concurrency 100 --distinct --rate "$(awk -v c="$peak_cars" -v s="$peak_s" 'BEGIN {print c / s}')" \
+  --method sim --payload '{"plug":"3p11kw","soc":20}' >"$work/peak-calls.txt"
+# until every car has its offer (or 120 s more: a car a full circuit cannot take waits)
+for _ in $(seq 600); do
+  [ "$(stat_of cars)" -ge "$peak_cars" ] && [ "$(stat_of cars_offered)" -ge "$(stat_of cars)" ] && break
+  sleep 0.2
+done
+sleep 2
+p1=$(cpu_s "$portal_pid") h1=$(cpu_s "$hub_pid") sp1=$(metric lade_setpoints_sent_total)
+peak_line=$(grep '"type":"stats"' "$work/sim.stats" | tail -n 1)
+pk() { jq -r ".$1 // \"n/a\"" <<<"$peak_line"; }
+peak_wall=$(awk -F'|' '{print $9; exit}' "$work/peak-calls.txt" | tr -d ' ')
+peak_row="| $peak_cars cars over $peak_s s | $(pk cars) | $(pk cars_offered) | $(pk offer_ms.le100) | $(pk offer_ms.p50) | $(pk offer_ms.p90) | $(pk offer_ms.p99) | $(pk offer_ms.max) |"
+peak_setpoints=$(( ${sp1:-0} - ${sp0:-0} ))
+peak_portal_cpu=$(awk -v a="$p0" -v b="$p1" 'BEGIN {printf "%.1f", (b - a)}')
+peak_hub_cpu=$(awk -v a="$h0" -v b="$h1" 'BEGIN {printf "%.1f", (b - a)}')
+echo "bench-fleet: peak: $peak_row" >&2
+
 cat >"$out" <<MD
 Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), everything on 127.0.0.1.
 
@@ -276,5 +309,29 @@ request to the portal, portal → hub → charger → hub → portal, the answer
 | path | calls | answered by the charger (200 or 409; all codes) | p50 | p90 | p99 | max |
 |---|---|---|---|---|---|---|
 $portal_row
+
+Evening peak at $n connected: $peak_cars chargers picked at random get a car (3-phase 11 kW, 16 A;
+the simulator's \`sim\` method through the hub, each charger once, evenly over $peak_s s —
+${peak_wall:-?} plug-ins/s); circuits of 100 chargers on 250 A fit 15 such cars at full current, so
+a circuit with more is shared and a new car's share is made by lowering the others first
+(docs/balancer.md). Plug-in → offer: from the step that saw the car to the step that put the
+portal's setpoint on the pilot (the mode change → hub → portal: ingest, balancer step over the
+installation of 1 000, setpoints to the others lowered first and acknowledged, the new car's
+setpoint → hub → charger), as each charger timed it (lade-sim \`offer_ms\`, ms):
+
+| peak | cars plugged | cars given an offer | offer within 100 ms | p50 | p90 | p99 | max |
+|---|---|---|---|---|---|---|---|
+$peak_row
+
+A car whose circuit has room gets its offer in milliseconds. Where the circuit is full, the new
+car's share is what the others give up, and the balancer counts a lowered charger at what it was
+last measured drawing for \`car_follow_ms\` = 5 s after the decrease is confirmed — the time IEC
+61851-1 gives a car to follow a lower pilot — unless a newer measurement shows the car already
+followed (the chargers report a current change at most every \`report_min_interval_s\` = 10 s).
+So those cars wait ≈ 5 s, or ≈ 10 s where a second decrease was needed: the price of never
+exceeding a fuse, whatever the cars do (docs/balancer.md).
+
+During the peak (plug-ins and the wait for the last offer): the portal sent $peak_setpoints setpoints
+and used ${peak_portal_cpu} CPU seconds, the hub ${peak_hub_cpu}.
 MD
 echo "bench-fleet: written to $out" >&2

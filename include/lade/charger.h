@@ -45,6 +45,11 @@ struct lade_charger_opts {
      * agent; NULL: the command is refused as not supported. */
     void (*on_restart)(void *ud);
     void *restart_ud;
+    /* 0: the periodic snapshots come every telemetry interval from the connect's. Else the
+     * first periodic one after the first connect comes this many ms after it (< the interval):
+     * a fleet simulator gives each charger a random phase, as a fleet that came up over hours
+     * has, instead of all reporting in the same minute. */
+    uint32_t snapshot_phase_ms;
 };
 
 struct lade_charger_status {
@@ -64,6 +69,13 @@ struct lade_charger_status {
     uint32_t telemetry_sent;
     uint32_t methods_answered;
     uint32_t next_retry_ms; /* while WAITING */
+    /* Charging (evse configured): when the current car was first seen (CP B/C/D after A) and
+     * when it was first offered a current (> 0) since; monotonic ms, 0: no car / no offer yet.
+     * Plug-in → offer is the end-to-end balancing latency a driver sees (lade-sim, bench). */
+    uint64_t car_since_ms;
+    uint64_t offer_since_ms;
+    int32_t offer_ma;    /* on the pilot now */
+    int32_t setpoint_ma; /* in force: the portal's last, or the offline current before one */
 };
 
 /* Creates a charger from loaded settings (identity checked: LADE_ERR_CONFIG if incomplete).

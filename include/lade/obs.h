@@ -112,6 +112,10 @@ lade_err lade_obs_set_str(struct lade_obs_reporter *r, int32_t id, const char *s
 /* Next encode emits a full snapshot (after a reconnect or a lost publish). */
 void lade_obs_request_snapshot(struct lade_obs_reporter *r);
 
+/* The next periodic snapshot is due at due_ms (monotonic) instead of one interval after the
+ * last: the interval counts from due_ms - interval. A later due_ms than that is ignored. */
+void lade_obs_set_snapshot_due(struct lade_obs_reporter *r, uint64_t due_ms);
+
 /* Monotonic time at which the next message is due (≤ now: due now); UINT64_MAX: nothing to
  * send until a value changes. The shell arms its timer with it. */
 uint64_t lade_obs_next_due_ms(const struct lade_obs_reporter *r);

@@ -189,6 +189,7 @@ struct lade_charger {
     char log_tag[140];
     void (*on_restart)(void *ud);
     void *restart_ud;
+    uint32_t snapshot_phase_ms; /* lade_charger_opts; cleared once applied */
 
     enum lade_link_state link;
     struct lade_dnsres *dns;         /* the DNS stub (R5): site servers, then fallbacks */

@@ -1033,6 +1033,7 @@ lade_err lade_charger_new(struct lade_charger **out, const struct lade_charger_o
     lade_timer_init(&c->restart_defer_timer, on_restart_defer_timer, c);
     c->on_restart = o->on_restart;
     c->restart_ud = o->restart_ud;
+    c->snapshot_phase_ms = o->snapshot_phase_ms;
     err = upd_init(c); /* the boot decision: which firmware runs (observation 911) */
     if (err)
         goto fail;

@@ -689,6 +689,15 @@ static void step(struct lade_charger *c)
     lade_charging_step(&k->cs, now, wall, &in, &k->out);
     k->first_step_done = true;
     drive(c);
+    bool car = in.cp == LADE_CP_B || in.cp == LADE_CP_C || in.cp == LADE_CP_D;
+    if (!car)
+        c->st.car_since_ms = c->st.offer_since_ms = 0;
+    else if (!c->st.car_since_ms)
+        c->st.car_since_ms = now;
+    if (car && k->out.offer_ma > 0 && !c->st.offer_since_ms)
+        c->st.offer_since_ms = now;
+    c->st.offer_ma = k->out.offer_ma;
+    c->st.setpoint_ma = k->cs.setpoint_ma;
 
     const struct lade_charging_outputs *o = &k->out;
     if ((o->events & LADE_CHG_EV_FALLBACK) && c->link == LADE_LINK_ONLINE) {
@@ -1190,6 +1199,11 @@ void ctl_link_up(struct lade_charger *c)
     lade_obs_request_snapshot(&k->obs);
     step(c);
     obs_flush(c);
+    if (c->snapshot_phase_ms) { /* once: the first connect's snapshot is out */
+        lade_obs_set_snapshot_due(&k->obs, now_ms() + c->snapshot_phase_ms);
+        c->snapshot_phase_ms = 0;
+        obs_flush(c); /* re-arms the reporter's timer for the earlier due time */
+    }
     pump(c);
 }
 

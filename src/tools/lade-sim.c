@@ -284,7 +284,8 @@ struct simc {
     struct lade_charger *c;
     enum lade_link_state last;
     bool partitioned;
-    bool seen_down; /* went offline during the current outage */
+    bool seen_down;     /* went offline during the current outage */
+    uint64_t offer_car; /* car_since_ms of the car whose plug-in → offer is recorded */
 };
 
 struct sim {
@@ -318,6 +319,10 @@ struct sim {
     bool src_addrs;
     /* per-second lines */
     bool per_second;
+    /* plug-in → first offer (> 0) of every car, ms, as the chargers timed it */
+    uint32_t *lat;
+    size_t n_lat, cap_lat;
+    size_t cars, cars_offered;
 };
 
 static void emit(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -402,6 +407,8 @@ static void aggregate(struct sim *s, struct agg *a)
     }
 }
 
+static void latency_json(struct sim *s, char *buf, size_t cap);
+
 static void on_stats(struct lade_loop *loop, struct lade_timer *t, void *ud)
 {
     struct sim *s = ud;
@@ -412,16 +419,18 @@ static void on_stats(struct lade_loop *loop, struct lade_timer *t, void *ud)
     double cps = dt > 0 ? (double)(a.connects - s->last_stats_connects) / dt : 0;
     s->last_stats_ms = now;
     s->last_stats_connects = a.connects;
+    char lat[200];
+    latency_json(s, lat, sizeof lat);
     emit(s,
          "{\"type\":\"stats\",\"t\":%.3f,\"scenario\":\"%s\",\"chargers\":%zu,\"connected\":%zu,"
          "\"online\":%zu,"
          "\"connecting\":%zu,\"waiting\":%zu,\"connects\":%" PRIu64
          ",\"connects_per_s\":%.1f,\"failures\":%" PRIu64 ",\"telemetry_sent\":%" PRIu64
          ",\"methods_answered\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-         ",\"partitioned\":%zu,\"cpu_s\":%.2f,\"rss_kb\":%ld}",
+         ",\"partitioned\":%zu,\"cpu_s\":%.2f,\"rss_kb\":%ld%s}",
          now_s(s->t0), scenario_names[s->sc], s->n, a.online, a.online, a.connecting, a.waiting,
          a.connects, cps, a.failures, a.telemetry, a.methods, a.bytes_in, a.bytes_out,
-         s->part_active ? s->part_n : (size_t)0, cpu_s(), rss_kb());
+         s->part_active ? s->part_n : (size_t)0, cpu_s(), rss_kb(), lat);
     if (lade_timer_arm(loop, t, now + s->stats_ms) != LADE_OK)
         fprintf(stderr, "lade-sim: cannot arm the stats timer\n");
 }
@@ -518,10 +527,53 @@ static void on_part_timer(struct lade_loop *loop, struct lade_timer *t, void *ud
 
 /* ---- the 1 s tick: per-second counts, outages, partition start ---- */
 
+static void record_latency(struct sim *s, uint64_t ms)
+{
+    if (s->n_lat == s->cap_lat) {
+        size_t cap = s->cap_lat ? s->cap_lat * 2 : 1024;
+        uint32_t *p = realloc(s->lat, cap * sizeof *p);
+        if (!p)
+            return; /* (a statistic less; the run goes on) */
+        s->lat = p;
+        s->cap_lat = cap;
+    }
+    s->lat[s->n_lat++] = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ,"cars":…,"cars_offered":…,"offer_ms":{"n":…,"p50":…,…} for the stats lines: plug-in →
+ * offer over every car so far (nearest-rank percentiles). */
+static void latency_json(struct sim *s, char *buf, size_t cap)
+{
+    int l = snprintf(buf, cap, ",\"cars\":%zu,\"cars_offered\":%zu", s->cars, s->cars_offered);
+    if (l < 0 || (size_t)l >= cap || !s->n_lat)
+        return;
+    uint32_t *v = malloc(s->n_lat * sizeof *v);
+    if (!v)
+        return;
+    memcpy(v, s->lat, s->n_lat * sizeof *v);
+    qsort(v, s->n_lat, sizeof *v, cmp_u32);
+    size_t n = s->n_lat, fast = 0;
+    while (fast < n && v[fast] <= 100)
+        fast++;
+#define PCT(p) v[(size_t)((double)(p) / 100.0 * (double)(n - 1) + 0.5)]
+    snprintf(buf + l, cap - (size_t)l,
+             ",\"offer_ms\":{\"n\":%zu,\"le100\":%zu,\"p50\":%" PRIu32 ",\"p90\":%" PRIu32
+             ",\"p99\":%" PRIu32 ",\"max\":%" PRIu32 "}",
+             n, fast, PCT(50), PCT(90), PCT(99), v[n - 1]);
+#undef PCT
+    free(v);
+}
+
 static void on_tick(struct lade_loop *loop, struct lade_timer *t, void *ud)
 {
     struct sim *s = ud;
-    size_t online = 0, down_now = 0;
+    size_t online = 0, down_now = 0, cars = 0, offered = 0;
     uint64_t connects = 0;
     for (size_t i = 0; i < s->n; i++) {
         struct lade_charger_status st;
@@ -534,7 +586,18 @@ static void on_tick(struct lade_loop *loop, struct lade_timer *t, void *ud)
         if (st.link != LADE_LINK_ONLINE && s->all_up_once)
             down_now++;
         s->ch[i].last = st.link;
+        if (st.car_since_ms)
+            cars++;
+        if (st.car_since_ms && st.offer_since_ms) {
+            offered++;
+            if (s->ch[i].offer_car != st.car_since_ms) {
+                s->ch[i].offer_car = st.car_since_ms;
+                record_latency(s, st.offer_since_ms - st.car_since_ms);
+            }
+        }
     }
+    s->cars = cars;
+    s->cars_offered = offered;
     uint64_t cps = connects - s->last_tick_connects;
     s->last_tick_connects = connects;
     double ts = now_s(s->t0);
@@ -1103,8 +1166,16 @@ static int cmd_run(int argc, char **argv)
             fprintf(stderr, "lade-sim: %s: %s\n", path, strerror(errno));
             goto out;
         }
-        struct lade_charger_opts o = {
-            .settings = &st, .loop = s->loop, .tls = s->tls, .status_file = NULL};
+        /* Report phases spread over the interval, as in a fleet that came up over hours
+         * (else all N periodic snapshots would come in the same minute, every interval). */
+        seed = seed * 1664525u + 1013904223u;
+        uint32_t phase = (uint32_t)((double)st.telemetry_interval_s * 1000.0 *
+                                    ((double)(seed >> 8) / (double)(1u << 24)));
+        struct lade_charger_opts o = {.settings = &st,
+                                      .loop = s->loop,
+                                      .tls = s->tls,
+                                      .status_file = NULL,
+                                      .snapshot_phase_ms = phase ? phase : 1};
         err = lade_charger_new(&s->ch[i].c, &o);
         memset(st.device_key, 0, sizeof st.device_key);
         if (err) {
@@ -1157,19 +1228,22 @@ out:
     if (made) {
         struct agg a;
         aggregate(s, &a);
+        char lat[200];
+        latency_json(s, lat, sizeof lat);
         emit(s,
              "{\"type\":\"summary\",\"event\":\"end\",\"scenario\":\"%s\",\"t\":%.3f,"
              "\"chargers\":%zu,\"connected\":%zu,\"connects\":%" PRIu64 ",\"failures\":%" PRIu64
              ",\"all_online_at\":%.3f,\"outages\":%u,\"in_outage\":%s,\"telemetry_sent\":%" PRIu64
              ",\"methods_answered\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-             ",\"cpu_s\":%.2f,\"rss_kb\":%ld}",
+             ",\"cpu_s\":%.2f,\"rss_kb\":%ld%s}",
              scenario_names[sc], now_s(s->t0), made, a.online, a.connects, a.failures,
              s->all_up_once ? s->all_up_at : -1.0, s->outages, s->in_outage ? "true" : "false",
-             a.telemetry, a.methods, a.bytes_in, a.bytes_out, cpu_s(), rss_kb());
+             a.telemetry, a.methods, a.bytes_in, a.bytes_out, cpu_s(), rss_kb(), lat);
     }
     for (size_t i = 0; i < s->n; i++)
         lade_charger_free(s->ch[i].c);
     free(s->ch);
+    free(s->lat);
     free(devs);
     lade_tls_ctx_free(s->tls);
     lade_loop_free(s->loop);

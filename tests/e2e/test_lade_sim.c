@@ -285,6 +285,15 @@ static void test_peak(void **state)
     const cJSON *end = find_event(arr, "end");
     assert_non_null(end);
     assert_int_equal((int)num(end, "connected"), N_CHARGERS);
+    /* Plug-in → offer, as each charger timed it: no portal here, so the offer is the charger's
+     * own (the offline current of the factory defaults, 6 A) from the step that saw the car. */
+    assert_int_equal((int)num(end, "cars"), N_CHARGERS);
+    assert_int_equal((int)num(end, "cars_offered"), N_CHARGERS);
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(end, "offer_ms");
+    assert_non_null(lat);
+    assert_int_equal((int)num(lat, "n"), N_CHARGERS);
+    assert_true(num(lat, "p50") <= num(lat, "p99"));
+    assert_true(num(lat, "max") < 2000);
     cJSON_Delete(arr);
     assert_int_equal(
         h_sh("test \"$(grep -l '\"plugged\":true' %s/state/*/sim.json | wc -l)\" -eq %d", g_fleet,

@@ -335,6 +335,17 @@ static void test_snapshot_timing(void **state)
     dec(buf);
     assert_true(msg.snapshot);
     assert_int_equal(lade_obs_next_due_ms(&rep), T0 + 130000);
+    /* A phase: the next periodic snapshot earlier, then the period again from it; a due time
+     * later than the period's is ignored. */
+    lade_obs_set_snapshot_due(&rep, T0 + 200000);
+    assert_int_equal(lade_obs_next_due_ms(&rep), T0 + 130000);
+    lade_obs_set_snapshot_due(&rep, T0 + 75000);
+    assert_int_equal(lade_obs_next_due_ms(&rep), T0 + 75000);
+    assert_int_equal(enc(T0 + 74999, NULL), 0);
+    enc(T0 + 75000, NULL);
+    dec(buf);
+    assert_true(msg.snapshot);
+    assert_int_equal(lade_obs_next_due_ms(&rep), T0 + 135000);
 }
 
 /* Union of several messages; checks each is ≤ limit and no id appears twice. */

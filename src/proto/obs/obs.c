@@ -201,6 +201,14 @@ void lade_obs_request_snapshot(struct lade_obs_reporter *r)
     r->snapshot_requested = true;
 }
 
+void lade_obs_set_snapshot_due(struct lade_obs_reporter *r, uint64_t due_ms)
+{
+    uint64_t iv = r->cfg.snapshot_interval_ms;
+    uint64_t base = due_ms > iv ? due_ms - iv : 0;
+    if (base < r->last_snapshot_ms)
+        r->last_snapshot_ms = base;
+}
+
 /* Keeps diff_since_ms = the time the value first differed from the sent one. */
 static void note_change(struct lade_obs_reporter *r, int i, bool was_diff, uint64_t now_ms)
 {
