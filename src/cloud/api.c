@@ -1566,6 +1566,47 @@ static void on_cmd_reply(void *ud, lade_err err, int status, bool hub_made, cons
 static void send_upgrade(struct ctx *c, int64_t id, struct api_cmd *k);
 static void cmd_sent(struct ctx *c, int64_t id, int cmd, struct api_cmd *k, lade_err err);
 
+/* A request answered when the charger (or the hub) replies: NULL (500 sent) when out of memory. */
+static struct api_cmd *cmd_new(struct ctx *c, int64_t charger_id, int command_id, const char *what)
+{
+    struct api_cmd *k = calloc(1, sizeof *k);
+    if (!k) {
+        server_error(c, LADE_ERR_NOMEM, what);
+        return NULL;
+    }
+    k->api = c->api;
+    k->req = c->req;
+    k->charger_id = charger_id;
+    k->command_id = command_id;
+    return k;
+}
+
+/* Kept until its reply (the callback answers and frees it; a closed request unlinks it). */
+static void cmd_keep(struct ctx *c, struct api_cmd *k)
+{
+    k->next = c->api->cmds;
+    if (k->next)
+        k->next->prev = k;
+    c->api->cmds = k;
+}
+
+/* A direct method call that could not be sent: frees k and answers; false if err is LADE_OK. */
+static bool call_failed(struct ctx *c, struct api_cmd *k, lade_err err, const char *what)
+{
+    if (err == LADE_OK)
+        return false;
+    free(k);
+    if (err == LADE_ERR_STATE)
+        send_code(c->api, c->req, 500, 520, "charger offline");
+    else if (err == LADE_ERR_NOT_FOUND)
+        message(c, 404, "no such charger");
+    else if (err == LADE_ERR_AGAIN || err == LADE_ERR_FULL)
+        message_h(c, 503, "Retry-After: 1", "the hub link is busy; retry");
+    else
+        server_error(c, err, what);
+    return true;
+}
+
 static void h_send_command(struct ctx *c)
 {
     int64_t id;
@@ -1586,15 +1627,9 @@ static void h_send_command(struct ctx *c)
             cmd);
         return;
     }
-    struct api_cmd *k = calloc(1, sizeof *k);
-    if (!k) {
-        server_error(c, LADE_ERR_NOMEM, "command");
+    struct api_cmd *k = cmd_new(c, id, cmd, "command");
+    if (!k)
         return;
-    }
-    k->api = c->api;
-    k->req = c->req;
-    k->charger_id = id;
-    k->command_id = cmd;
     if (cmd == CMD_UPGRADE_FW) {
         send_upgrade(c, id, k);
         return;
@@ -1607,27 +1642,13 @@ static void h_send_command(struct ctx *c)
 
 static void cmd_sent(struct ctx *c, int64_t id, int cmd, struct api_cmd *k, lade_err err)
 {
-    if (err != LADE_OK) {
-        free(k);
-        if (err == LADE_ERR_STATE)
-            send_code(c->api, c->req, 500, 520, "charger offline");
-        else if (err == LADE_ERR_NOT_FOUND)
-            message(c, 404, "no such charger");
-        else if (err == LADE_ERR_AGAIN || err == LADE_ERR_FULL)
-            message_h(c, 503, "Retry-After: 1", "the hub link is busy; retry");
-        else
-            server_error(c, err, "command");
+    if (call_failed(c, k, err, "command"))
         return;
-    }
     struct portal_metrics *m = portal_metrics(c->p);
     if (m)
         m->commands_sent++;
     LOG_I(MOD, "user %" PRId64 ": command %d to charger %" PRId64, c->user_id, cmd, id);
-    /* Kept: on_cmd_reply answers. */
-    k->next = c->api->cmds;
-    if (k->next)
-        k->next->prev = k;
-    c->api->cmds = k;
+    cmd_keep(c, k); /* on_cmd_reply answers */
 }
 
 /* -- network diagnostics (SPEC R19) -- */
@@ -1690,29 +1711,17 @@ static void h_charger_network(struct ctx *c)
     struct lade_store_charger ch;
     if (!path_id(c, 0, PORTAL_ID_CHARGER, "charger", &id) || !need_charger(c, id, ROLES_ANY, &ch))
         return;
-    struct api_cmd *k = calloc(1, sizeof *k);
-    if (!k) {
-        server_error(c, LADE_ERR_NOMEM, "network");
+    struct api_cmd *k = cmd_new(c, id, 0, "network");
+    if (!k)
         return;
-    }
-    k->api = c->api;
-    k->req = c->req;
-    k->charger_id = id;
     lade_err err = portal_twin_get(c->p, id, on_network_reply, k);
-    if (err != LADE_OK) {
+    if (err == LADE_ERR_STATE) { /* a twin read needs no charger: only the hub link */
         free(k);
-        if (err == LADE_ERR_STATE)
-            message_h(c, 503, "Retry-After: 5", "the portal has no link to the hub now");
-        else if (err == LADE_ERR_NOT_FOUND)
-            message(c, 404, "no such charger");
-        else
-            server_error(c, err, "network");
+        message_h(c, 503, "Retry-After: 5", "the portal has no link to the hub now");
         return;
     }
-    k->next = c->api->cmds;
-    if (k->next)
-        k->next->prev = k;
-    c->api->cmds = k;
+    if (!call_failed(c, k, err, "network"))
+        cmd_keep(c, k);
 }
 
 /* -- site check on demand (SPEC R18): the charger's direct method siteCheck -- */
@@ -1770,32 +1779,14 @@ static void h_site_check(struct ctx *c)
     struct lade_store_charger ch;
     if (!path_id(c, 0, PORTAL_ID_CHARGER, "charger", &id) || !need_charger(c, id, ROLES_ANY, &ch))
         return;
-    struct api_cmd *k = calloc(1, sizeof *k);
-    if (!k) {
-        server_error(c, LADE_ERR_NOMEM, "site check");
+    struct api_cmd *k = cmd_new(c, id, 0, "site check");
+    if (!k)
         return;
-    }
-    k->api = c->api;
-    k->req = c->req;
-    k->charger_id = id;
     lade_err err = portal_call(c->p, id, "siteCheck", "{}", 0, on_site_check_reply, k);
-    if (err != LADE_OK) {
-        free(k);
-        if (err == LADE_ERR_STATE)
-            send_code(c->api, c->req, 500, 520, "charger offline");
-        else if (err == LADE_ERR_NOT_FOUND)
-            message(c, 404, "no such charger");
-        else if (err == LADE_ERR_AGAIN || err == LADE_ERR_FULL)
-            message_h(c, 503, "Retry-After: 1", "the hub link is busy; retry");
-        else
-            server_error(c, err, "site check");
+    if (call_failed(c, k, err, "site check"))
         return;
-    }
     LOG_I(MOD, "user %" PRId64 ": site check on charger %" PRId64, c->user_id, id);
-    k->next = c->api->cmds;
-    if (k->next)
-        k->next->prev = k;
-    c->api->cmds = k;
+    cmd_keep(c, k);
 }
 
 /* -- settings -- */
