@@ -470,11 +470,14 @@ CONF
       --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --time-source host >/dev/null
     # Figures 4–7: two chargers with the simulated EV + meter, and a service identity that
     # records what they send.
-    "$build/lade-factory" create --registry "$registry" --prefix LDE8 --count 2 --hub-host "$hub_host" \
+    "$build/lade-factory" create --registry "$registry" --prefix LDE8 --count 3 --hub-host "$hub_host" \
       --hub-port 1 --ca "$work/hub/ca.pem" --out "$work/sim" --hosts-file "$work/hosts" \
       --ntp-host ntp.lade.test --fallback-dns 127.0.0.1 --evse sim --time-source host >/dev/null
     "$build/lade-factory" service --registry "$registry" --name bench --hub-host "$hub_host" \
       --out "$work/hub/bench-service.conf" >/dev/null
+    # Figure 6's idle-CPU baseline: the reference MQTT client, connected and quiet.
+    "$build/lade-factory" service --registry "$registry" --name benchidle --hub-host "$hub_host" \
+      --out "$work/hub/benchidle-service.conf" >/dev/null
     # Figure 10: the portal's chargers, the portal's service identity and bench_plugin's.
     mkdir -p "$work/plugin/chargers"
     "$build/lade-factory" create --registry "$registry" --prefix LDE7 --count "$plugin_n" \
@@ -1575,13 +1578,16 @@ start_relay relay-idle
 idle_relay_port=$started_port
 start_relay relay-session
 sess_relay_port=$started_port
-sim_ids=($(ls "$work/sim"))  # LDE80000001: idle; LDE80000002: charge session
+sim_ids=($(ls "$work/sim"))  # LDE80000001: idle; LDE80000002: charge session; LDE80000003: figure 6
 idle_id=${sim_ids[0]}
 sess_id=${sim_ids[1]}
+prod_id=${sim_ids[2]}
 idle_dir=$work/sim/$idle_id
 sess_dir=$work/sim/$sess_id
+prod_dir=$work/sim/$prod_id
 sed -i "s/^hub_port = .*/hub_port = $idle_relay_port/" "$idle_dir/factory.conf"
 sed -i "s/^hub_port = .*/hub_port = $sess_relay_port/" "$sess_dir/factory.conf"
+sed -i "s/^hub_port = .*/hub_port = $hub_port/" "$prod_dir/factory.conf"
 
 # The recorder: the reference MQTT client as a service identity, straight to the hub (not
 # through a relay). -v prints "topic payload", one message a line.
@@ -1614,6 +1620,29 @@ token_ttl_s = $idle_ttl
 state_dir = $idle_dir/state
 log_level = info
 CONF
+
+# Figure 6's idle CPU: a third charger at the production defaults (evse = sim, no car), straight
+# to the hub, online and quiet for the length of this run; the baseline is mosquitto_sub with
+# the same keep-alive, connected as a service and subscribed to a topic nothing is sent to.
+cat >"$prod_dir/user.conf" <<CONF
+state_dir = $prod_dir/state
+CONF
+idle_token=$("$build/lade-factory" token --registry "$registry" --name benchidle --hub-host "$hub_host" --ttl 3600)
+mosquitto_sub --cafile "$work/hub/ca.pem" -h 127.0.0.1 -p "$hub_port" -V mqttv311 -i svc:benchidle \
+  -u svc:benchidle -P "$idle_token" -k "$def_ka" -t "devices/NONE/messages/events/#" >/dev/null \
+  2>>"$work/logs/watch-idle.log" &
+quiet_pid=$!
+pids+=("$quiet_pid")
+# cpu_sample PID: "<ms> <ns on a CPU> <times it was scheduled in>", all threads (schedstat).
+cpu_sample() {
+  local t ns=0 runs=0 a b c
+  t=$(now_ms)
+  for f in /proc/"$1"/task/*/schedstat; do
+    read -r a b c <"$f" || return 1
+    ns=$(( ns + a )) runs=$(( runs + c ))
+  done
+  echo "$t $ns $runs"
+}
 
 # Charge session: a 3-phase 11 kW car (16 A × 3) plugs in a few real seconds after start
 # (the simulator's saved state says "not plugged, plug in after N simulated ms", as after an agent
@@ -1664,6 +1693,10 @@ start_agent "$idle_dir"
 idle_pid=$agent_pid
 start_agent "$sess_dir"
 sess_pid=$agent_pid
+start_agent "$prod_dir"
+prod_pid=$agent_pid
+prod_started=$(now_ms)
+prod_cpu0='' quiet_cpu0=''
 idle_status=$idle_dir/status.json
 sess_status=$sess_dir/status.json
 : >"$work/rss-session.txt"; : >"$work/rss-idle.txt"; : >"$work/rss-watch.txt"
@@ -1689,6 +1722,12 @@ while (( ! sess_done || ! idle_done )); do
       rss_sample "$watch_pid" "$work/rss-watch.txt"
     fi
   fi
+  # the production-defaults charger: its window starts 15 s after its start (connect done)
+  if [ -z "$prod_cpu0" ] && (( now - prod_started >= 15000 )); then
+    [ "$(field "$prod_dir/status.json" link)" = online ] ||
+      { echo "bench: the production-defaults charger is not online after 15 s" >&2; exit 1; }
+    prod_cpu0=$(cpu_sample "$prod_pid") quiet_cpu0=$(cpu_sample "$quiet_pid")
+  fi
   if (( ! idle_done )); then
     kill -0 "$idle_pid" 2>/dev/null || { echo "bench: the idle charger died" >&2; exit 1; }
     r=$(field "$idle_status" token_renewals)
@@ -1701,6 +1740,13 @@ while (( ! sess_done || ! idle_done )); do
   fi
   sleep 0.2
 done
+[ -n "$prod_cpu0" ] || { echo "bench: figure 6's idle window never started" >&2; exit 1; }
+prod_cpu1=$(cpu_sample "$prod_pid") quiet_cpu1=$(cpu_sample "$quiet_pid")
+prod_rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$prod_pid/status")
+quiet_rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$quiet_pid/status")
+prod_link=$(field "$prod_dir/status.json" link) prod_connects=$(field "$prod_dir/status.json" connects)
+stop_pid "$prod_pid"
+stop_pid "$quiet_pid"
 sess_record() { grep -q "^devices/$sess_id/messages/events/[^ ]*%24.mid=" "$watch_out"; }
 wait_for 5000 "the recorder to see the session record" sess_record
 idle_conns=$(awk '$3=="open"' "$work/relay-idle.log" | wc -l)
@@ -1924,6 +1970,13 @@ s_state_prod=$(( s_state_wire + (s_change_prod - s_n_change) * ${s_change_wire%.
 
 # Memory: samples once a second while the car was plugged in.
 rss_med() { awk -v c="$2" '{print $c}' "$1" | median; }
+# cpu_row LABEL "<ms> <ns> <runs>" (start) "<ms> <ns> <runs>" (end) RSS_KB: figure 6's idle rows.
+cpu_row() {
+  awk -v l="$1" -v a="$2" -v b="$3" -v r="$4" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); w = (y[1] - x[1]) / 1000
+    printf "| %s | %.1f s | %.2f ms | %.4f %% | %.1f | %d kB |", l, w, (y[2] - x[2]) / 1e6,
+      (y[2] - x[2]) / 1e9 / w * 100, (y[3] - x[3]) / w * 60, r }'
+}
 rss_max() { awk -v c="$2" '$c > m {m = $c} END {print m + 0}' "$1"; }
 rss_n=$(wc -l <"$work/rss-session.txt")
 [ "$rss_n" -gt 0 ] || fail "no memory samples"
@@ -2096,6 +2149,9 @@ within the deadbands would add at most one refresh per 5 min, the reporter's max
 - Messages: telemetry ($c_tel_day a day, each well under the 4 KB billing block) and twin reported
   patches; pings are not messages. Each connect also reads the twin ($c_get_day GETs a day), which
   IoT Hub meters as twin operations, not as device-to-cloud messages.
+- **Billed: $c_msgs_day messages a day**, each one 4 KB block (IoT Hub bills a message in 4 KB
+  blocks; keep-alives and connection set-up are not billed; reference/iothub.md): an S1 unit's
+  400 000 messages a day carry $(awk -v m="$c_msgs_day" 'BEGIN {printf "%d", 400000 / m}') idle chargers.
 - TCP payload only. On a real link every segment adds at least 52 B of IPv4 + TCP headers (with
   timestamps): ≥ $c_reads_day segments a day here, i.e. ≥ $(kb "$(( c_reads_day * 52 ))") more, plus pure ACKs.
 
@@ -2139,8 +2195,10 @@ than its 10 Wh deadband in 3.3 s at 11 kW), so $s_change_prod meter changes inst
 as measured: **$s_prod B and $s_msgs_prod messages per one-hour session** ($(times "$session_ref_b" "$s_prod") less than the ~5 MB the
 reference system uses per charge cycle, SPEC R12; as measured above: $(times "$session_ref_b" "$s_total") less). The naive
 baseline at that interval: $s_naive_prod B, $(ratio "$s_naive_prod" "$s_state_prod")× the state messages' $s_state_prod B.
+Billed: every message here is under 4 KB (the largest JSON body is $(awk '$2 > m {m = $2} END {print m + 0}' "$work/session-msgs.txt") B), so the session costs **$s_msgs_prod billed 4 KB blocks** at the production interval
+($s_msgs billed as measured).
 
-## 6. Agent resident memory
+## 6. Agent resident memory and idle CPU
 
 \`/proc/PID/status\` of the release \`lade-charger\` processes, sampled once a second while the car
 was plugged in ($rss_n samples); kB. Baseline: the recorder, \`mosquitto_sub\` (the reference MQTT
@@ -2155,6 +2213,23 @@ client) connected over TLS as a service, sampled at the same moments.
 - charging lade-charger / mosquitto_sub, VmRSS: **$(ratio "$(rss_med "$work/rss-session.txt" 2)" "$(rss_med "$work/rss-watch.txt" 2)")**; RssAnon (what the process itself
   allocated; RssFile is mostly shared libraries — libcrypto, libssl, SQLite, cJSON):
   **$(ratio "$(rss_med "$work/rss-session.txt" 4)" "$(rss_med "$work/rss-watch.txt" 4)")**.
+
+Idle CPU: a third release \`lade-charger\` at the production defaults (\`evse = sim\`, no car;
+keep-alive $def_ka s, snapshots every $def_tel s, the charging step at least once a second),
+straight to the hub, online; its time on a CPU over a window from 15 s after its start (the
+connect is over) to the end of the figures 4–7 run, from \`/proc/PID/task/*/schedstat\` (ns on a
+CPU; times scheduled in = wake-ups). Baseline: \`mosquitto_sub -k $def_ka\` connected to the same hub
+over TLS as a service, subscribed to a topic nothing is sent to, over the same window.
+
+| process | window | on a CPU | of one core | wake-ups a minute | VmRSS at the end |
+|---|---:|---:|---:|---:|---:|
+$(cpu_row "lade-charger, idle, production defaults ($prod_link, $prod_connects connect)" "$prod_cpu0" "$prod_cpu1" "$prod_rss")
+$(cpu_row "mosquitto_sub, quiet (baseline)" "$quiet_cpu0" "$quiet_cpu1" "$quiet_rss")
+
+- An idle lade-charger runs its charging step (pilot, meter, contactor, the observation
+  reporter's deadbands) every second whether or not anything changes — a real board needs its
+  pilot watched —, hence a wake-up a second or more where the quiet MQTT client sleeps until
+  its keep-alive. A day of it: $(awk -v a="${prod_cpu0#* }" -v b="${prod_cpu1#* }" -v t0="${prod_cpu0%% *}" -v t1="${prod_cpu1%% *}" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.1f", (y[1] - x[1]) / 1e9 / ((t1 - t0) / 1000) * 86400}') CPU seconds.
 
 ## 7. A day against SPEC R12
 
