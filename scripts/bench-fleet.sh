@@ -138,6 +138,7 @@ per_listener_settings false
 allow_anonymous false
 persistence false
 max_connections -1
+set_tcp_nodelay true
 log_dest file $work/hub.log
 log_type error
 log_type warning
@@ -172,7 +173,8 @@ for _ in $(seq 1200); do grep -q '^lade-cloud: listening' "$work/portal.log" && 
 grep -q '^lade-cloud: listening' "$work/portal.log" ||
   { echo "bench-fleet: the portal did not start" >&2; tail -20 "$work/portal.log" >&2; exit 1; }
 portal_start_ms=$(( $(now_ms) - t ))
-metric() { curl -s "http://127.0.0.1:$portal_port/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'; }
+# (awk reads to the end: an early exit could end curl with SIGPIPE, and pipefail the bench)
+metric() { curl -s "http://127.0.0.1:$portal_port/metrics" | awk -v m="$1" '$1 == m {v = $2} END {print v}'; }
 
 # ---- the fleet ------------------------------------------------------------------------------
 t=$(now_ms)
@@ -186,6 +188,7 @@ echo "bench-fleet: $n online after $start_ms ms" >&2
 # ---- steady state ---------------------------------------------------------------------------
 for _ in $(seq 600); do [ "$(metric lade_chargers_online)" = "$n" ] && break; sleep 0.2; done
 portal_online=$(metric lade_chargers_online)
+start_timeouts=$(grep -c 'timed out, status 504' "$work/portal.log" || true)
 sleep "$settle_s" # the connect-time traffic (snapshots, twins, first reports) is over
 h0=$(cpu_s "$hub_pid") s0=$(cpu_s "$sim_pid") p0=$(cpu_s "$portal_pid") m0=$(metric lade_messages_in_total)
 sleep "$steady_s"
@@ -288,6 +291,7 @@ Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model nam
 | start → all $n online (sim start rate $start_rate/s, hub admission rate $rate/s, burst $burst) | $start_ms ms |
 | chargers online during the steady window (the sim / the portal's lade_chargers_online) | $online_steady / ${portal_online:-?} of $n |
 | portal start with the site of $n chargers (store, balancer check) | $portal_start_ms ms |
+| the portal's calls through the hub that timed out (15 s) while the fleet came online: its settings pushes (the site's offline current 0 against the chargers' factory 6 A; each is pushed again after 5 min) | $start_timeouts of $n |
 | messages into the portal during the steady window | $msg_rate /s |
 | portal (lade-cloud: ingest, balancer, store): CPU, resident memory | $portal_cpu % of one core, $(( portal_rss / 1024 )) MiB |
 | hub (Mosquitto + lade_hub.so): CPU, resident memory | $hub_cpu % of one core, $(( hub_rss / 1024 )) MiB |

@@ -371,6 +371,7 @@ void h_hub_start(struct h_hub *hub, const char *extra_conf)
              "per_listener_settings false\n"
              "allow_anonymous false\n"
              "persistence false\n"
+             "set_tcp_nodelay true\n"
              "log_dest stderr\n"
              "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
              "connection_messages true\n"

@@ -462,6 +462,7 @@ user root
 per_listener_settings false
 allow_anonymous false
 persistence false
+set_tcp_nodelay true
 log_dest stderr
 log_type error
 log_type warning
