@@ -30,6 +30,8 @@
 #   LADE_BENCH_ONLY=fwupdate  only figures 14–16, printed (hub, nginx, one charger; RESULTS.md untouched)
 #   LADE_BENCH_FLEET_*        figure 17's knobs: see scripts/bench-fleet.sh (N default 10000)
 #   LADE_BENCH_ONLY=fleet     only figure 17, printed (its own hub, lade-sim; RESULTS.md untouched)
+#   LADE_BENCH_WIRE_S         figure 18's idle window, s (at least)             default 60
+#   LADE_BENCH_ONLY=wire      only figure 18, printed (the site-network lab; RESULTS.md untouched)
 #
 # Figures 1 and 2 run the real system on 127.0.0.1 only: Mosquitto + lade_hub.so, lade-charger
 # provisioned with lade-factory, and mosquitto_pub/mosquitto_sub as the reference MQTT client.
@@ -564,9 +566,9 @@ measuring service all on this machine (docs/lade-sim.md, scripts/bench-fleet.sh)
 from /proc (utime + stime over the steady window, VmRSS). The storm is the hub killed (-9) and
 started again: the chargers spread their first retry over 30 s and the hub admits new device
 connections at its configured rate (docs/hub.md "Connection storms"). The steady window starts
-about half a minute after the last charger came online: their periodic snapshots (every
-telemetry_interval_s, 900 s) are not due yet, so the window holds the keep-alive and idle cost,
-not the ~N/900 snapshots a second of a fleet whose chargers connected at different times.
+half a minute after the last charger came online; each charger has a random report phase
+(docs/lade-sim.md), so the window holds the production report rate of a fleet whose chargers
+came up at different times: N / 900 periodic snapshots a second, keep-alives, nothing charging.
 
 $(cat "$work/fig17.md")
 MD
@@ -575,6 +577,24 @@ if [ "${LADE_BENCH_ONLY:-}" = fleet ]; then
   echo "bench: figure 17 — fleet of $fleet_n chargers (several minutes)" >&2
   fleet_figure
   fleet_section
+  exit 0
+fi
+
+# ---- figure 18: bytes on the wire in the site lab (issue 8) ------------------------------------
+# scripts/bench-wire.sh: four chargers in the lab at once, nftables counters on their eth0 (IP
+# bytes and packets, ACKs included); figure 5's production estimate is passed in from this run.
+wire_figure() { LADE_BENCH_WIRE_FIG5=${1:-} scripts/bench-wire.sh "$build" "$work/fig18.md"; }
+wire_section() {
+  cat <<MD
+## 18. On the wire: an idle day and a charge session in the site lab, and billed messages
+
+$(cat "$work/fig18.md")
+MD
+}
+if [ "${LADE_BENCH_ONLY:-}" = wire ]; then
+  echo "bench: figure 18 — bytes on the wire in the site lab (~3 min)" >&2
+  wire_figure
+  wire_section
   exit 0
 fi
 
@@ -1969,6 +1989,9 @@ s_naive_meas=$(( s_iv_meas * ${s_snap_wire%.*} ))
 s_naive_prod=$(( s_iv_prod * ${s_snap_wire%.*} ))
 s_state_prod=$(( s_state_wire + (s_change_prod - s_n_change) * ${s_change_wire%.*} ))
 
+echo "bench: figure 18 — bytes on the wire in the site lab (~3 min)"
+wire_figure "$s_prod $s_msgs_prod"
+
 # Memory: samples once a second while the car was plugged in.
 rss_med() { awk -v c="$2" '{print $c}' "$1" | median; }
 # cpu_row LABEL "<ms> <ns> <runs>" (start) "<ms> <ns> <runs>" (end) RSS_KB: figure 6's idle rows.
@@ -2265,6 +2288,8 @@ $(fw_resume_section)
 $(fw_verify_section)
 
 $(fleet_section)
+
+$(wire_section)
 
 ## How to reproduce
 
