@@ -55,6 +55,8 @@ struct lade_portal_opts {
     uint32_t login_burst;                 /* logins per client address and per user name (0: 5) */
     uint32_t login_refill_ms;             /*   one more per this many ms (0: 2000) */
     uint32_t command_timeout_ms;          /* sendCommand waits this for the charger (0: 15000) */
+    uint32_t settings_push_inflight;      /* settings pushes (twin patches) in flight at most
+                                             (0: 32); more wait for the charger's next message */
 
     /* Firmware repository (optional; docs/portal-api.md "Firmware"): the directory the firmware
      * hosts serve as /fw/, and the pinned public keys (B64[,B64]) uploads are verified with. */

@@ -33,6 +33,7 @@ static void usage(FILE *f)
             "  --firmware-dir DIR   firmware repository: published images (served as /fw/ by the\n"
             "                       firmware hosts)\n"
             "  --firmware-keys B64[,B64]  the pinned public keys uploads are verified with\n"
+            "  --push-inflight N    settings pushes to chargers in flight at most (default 32)\n"
             "  --kdf-ln N           scrypt cost log2(N) for new password hashes (default 15;\n"
             "                       lower only for tests)\n"
             "  --log-level LEVEL    error, warn, info (default), debug, trace\n");
@@ -125,7 +126,13 @@ int main(int argc, char **argv)
             o.firmware_keys = val;
         else if (!strcmp(a, "--admin"))
             admin = val;
-        else if (!strcmp(a, "--kdf-ln")) {
+        else if (!strcmp(a, "--push-inflight")) {
+            if (parse_u32(val, 10000, &v) != 0 || v < 1) {
+                fprintf(stderr, "lade-cloud: --push-inflight must be 1..10000\n");
+                return 2;
+            }
+            o.settings_push_inflight = (uint32_t)v;
+        } else if (!strcmp(a, "--kdf-ln")) {
             if (parse_u32(val, LADE_AUTH_KDF_LN_MAX, &v) != 0 || v < 4) {
                 fprintf(stderr, "lade-cloud: --kdf-ln must be 4..%d\n", LADE_AUTH_KDF_LN_MAX);
                 return 2;

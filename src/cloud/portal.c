@@ -983,16 +983,24 @@ static void set_online(struct lade_portal *p, struct pchg *c, bool online, uint6
         portal_fw_online(p->fw, c->sc.id);
 }
 
+struct settings_push {
+    struct lade_portal *p;
+    char dev[LADE_STORE_DEVICE_ID_MAX + 1];
+};
+
 static void settings_pushed(void *ud, lade_err err, int status, bool hub_made, const char *body,
                             size_t len)
 {
     (void)body;
     (void)len;
-    const char *dev = ud;
-    if (err != LADE_OK || status != 204)
-        LOG_W(MOD, "%s: settings not pushed: %s, status %d%s", dev, lade_strerror(err), status,
+    struct settings_push *sp = ud;
+    sp->p->m.settings_push_inflight--;
+    if (err != LADE_OK || status != 204) {
+        sp->p->m.settings_push_failed++;
+        LOG_W(MOD, "%s: settings not pushed: %s, status %d%s", sp->dev, lade_strerror(err), status,
               hub_made ? " (hub)" : "");
-    free(ud);
+    }
+    free(sp);
 }
 
 /* The charger's settings in force (510, 522, 523 as it reports them) should be the stored ones:
@@ -1000,18 +1008,29 @@ static void settings_pushed(void *ud, lade_err err, int status, bool hub_made, c
  * reach it. The offline current and phases matter most: the balancer counts on them. A max
  * below the stored one is the installer's clamp on the charger and is left alone. Pushed as
  * twin desired properties (the hub keeps them for a charger that is away), at most every 5
- * minutes per charger. */
+ * minutes per charger, and at most settings_push_inflight at a time: a fleet commissioned
+ * against factory defaults would otherwise send one per charger as they come online, and
+ * under load the hub link's 15 s timeout loses them (figure 17). A push that finds the limit
+ * reached waits for the charger's next message, which checks again. */
 #define SETTINGS_PUSH_EVERY_MS 300000
+static bool settings_differ(const struct pchg *c)
+{
+    const struct lade_store_charger *sc = &c->sc;
+    return (c->rep_offline_ma >= 0 && c->rep_offline_ma != sc->offline_current_ma) ||
+           (c->rep_offline_ph >= 0 && c->rep_offline_ph != sc->offline_phases) ||
+           (c->rep_max_ma >= 0 && c->rep_max_ma > sc->max_current_ma);
+}
+
 static void reconcile_settings(struct lade_portal *p, struct pchg *c, uint64_t now)
 {
     const struct lade_store_charger *sc = &c->sc;
-    bool differ = (c->rep_offline_ma >= 0 && c->rep_offline_ma != sc->offline_current_ma) ||
-                  (c->rep_offline_ph >= 0 && c->rep_offline_ph != sc->offline_phases) ||
-                  (c->rep_max_ma >= 0 && c->rep_max_ma > sc->max_current_ma);
-    if (!differ || !p->svc_online || !sc->installation_id ||
+    if (!settings_differ(c) || !p->svc_online || !sc->installation_id ||
         (c->settings_pushed_ms && now - c->settings_pushed_ms < SETTINGS_PUSH_EVERY_MS))
         return;
-    c->settings_pushed_ms = now;
+    if (p->m.settings_push_inflight >= p->o.settings_push_inflight) {
+        p->m.settings_push_deferred++;
+        return;
+    }
     char body[256];
     snprintf(body, sizeof body,
              "{\"maxChargeCurrent\":%d,\"minChargeCurrent\":%d,\"maxChargePhases\":%u,"
@@ -1019,12 +1038,20 @@ static void reconcile_settings(struct lade_portal *p, struct pchg *c, uint64_t n
              (int)(sc->max_current_ma / 1000), (int)(sc->min_current_ma / 1000),
              (unsigned)sc->max_phases, (int)(sc->offline_current_ma / 1000),
              (unsigned)sc->offline_phases);
-    char *dev = strdup(sc->device_id);
-    if (!dev)
+    struct settings_push *sp = calloc(1, sizeof *sp);
+    if (!sp)
         return;
+    sp->p = p;
+    snprintf(sp->dev, sizeof sp->dev, "%s", sc->device_id);
     LOG_I(MOD, "%s: settings in force differ from the stored ones; pushing them", sc->device_id);
-    if (portal_twin_patch(p, sc->id, body, settings_pushed, dev) != LADE_OK)
-        free(dev);
+    if (portal_twin_patch(p, sc->id, body, settings_pushed, sp) != LADE_OK) {
+        free(sp);
+        return;
+    }
+    c->settings_pushed_ms = now;
+    p->m.settings_pushes++;
+    if (++p->m.settings_push_inflight > p->m.settings_push_inflight_max)
+        p->m.settings_push_inflight_max = p->m.settings_push_inflight;
 }
 
 static void ingest_state(struct lade_portal *p, struct pchg *c, const struct lade_ingest_msg *m,
@@ -1519,6 +1546,15 @@ char *portal_metrics_text(struct lade_portal *p)
        "# HELP lade_chargers_known Chargers the portal knows.\n"
        "# TYPE lade_chargers_known gauge\nlade_chargers_known %zu\n",
        p->n_chg);
+    size_t differ = 0;
+    for (size_t i = 0; i < p->n_chg; i++)
+        if (p->chg[i]->sc.installation_id && settings_differ(p->chg[i]))
+            differ++;
+    mb(&b,
+       "# HELP lade_settings_differ Chargers in an installation whose settings in force (as "
+       "they report them) differ from the stored ones.\n"
+       "# TYPE lade_settings_differ gauge\nlade_settings_differ %zu\n",
+       differ);
     mb(&b,
        "# HELP lade_hub_link_up 1 when the portal's link to the hub is up.\n"
        "# TYPE lade_hub_link_up gauge\nlade_hub_link_up %d\n",
@@ -1538,6 +1574,19 @@ char *portal_metrics_text(struct lade_portal *p)
     counter(&b, "lade_setpoints_sent_total", "Setpoints sent to chargers.", m->setpoints_sent);
     counter(&b, "lade_setpoints_acked_total", "Setpoints the chargers confirmed.",
             m->setpoints_acked);
+    counter(&b, "lade_settings_pushes_total",
+            "Stored settings pushed to chargers whose settings in force differ.",
+            m->settings_pushes);
+    counter(&b, "lade_settings_pushes_failed_total", "Settings pushes not confirmed by the hub.",
+            m->settings_push_failed);
+    counter(&b, "lade_settings_pushes_deferred_total",
+            "Settings pushes put off (the in-flight limit), tried again at the next message.",
+            m->settings_push_deferred);
+    mb(&b,
+       "# HELP lade_settings_pushes_inflight_max Most settings pushes in flight at once since "
+       "start.\n# TYPE lade_settings_pushes_inflight_max gauge\n"
+       "lade_settings_pushes_inflight_max %u\n",
+       (unsigned)m->settings_push_inflight_max);
     counter(&b, "lade_setpoints_refused_total", "Setpoints not delivered or refused.",
             m->setpoints_naked);
     counter(&b, "lade_setpoints_unanswered_total", "Setpoints without an answer in time.",
@@ -1763,6 +1812,8 @@ lade_err lade_portal_new(struct lade_portal **out, const struct lade_portal_opts
         p->o.login_refill_ms = 2000;
     if (!p->o.command_timeout_ms)
         p->o.command_timeout_ms = 15000;
+    if (!p->o.settings_push_inflight)
+        p->o.settings_push_inflight = 32;
     if (o->params)
         p->params = *o->params;
     else {
@@ -1824,7 +1875,9 @@ void lade_portal_free(struct lade_portal *p)
 {
     if (!p)
         return;
-    /* The hub link first: its pending calls fail now and answer their HTTP requests. */
+    /* The hub link first: its pending calls fail now and answer their HTTP requests (nothing
+     * new is sent from their callbacks: the link is down). */
+    p->svc_online = false;
     lade_svc_free(p->svc);
     p->svc = NULL;
     p->svc_online = false;

@@ -37,6 +37,8 @@ struct portal_metrics {
     uint64_t balancer_ns_total; /* time spent in lade_balancer_step */
     uint64_t balancer_ns_max;
     uint64_t store_errors;
+    uint64_t settings_pushes, settings_push_failed, settings_push_deferred;
+    uint32_t settings_push_inflight, settings_push_inflight_max;
 };
 
 /* The API's state (api.c). */
