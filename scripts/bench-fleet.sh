@@ -189,6 +189,8 @@ echo "bench-fleet: $n online after $start_ms ms" >&2
 for _ in $(seq 600); do [ "$(metric lade_chargers_online)" = "$n" ] && break; sleep 0.2; done
 portal_online=$(metric lade_chargers_online)
 start_timeouts=$(grep -c 'timed out, status 504' "$work/portal.log" || true)
+push_total=$(metric lade_settings_pushes_total) push_deferred=$(metric lade_settings_pushes_deferred_total)
+push_failed=$(metric lade_settings_pushes_failed_total) push_max=$(metric lade_settings_pushes_inflight_max)
 sleep "$settle_s" # the connect-time traffic (snapshots, twins, first reports) is over
 h0=$(cpu_s "$hub_pid") s0=$(cpu_s "$sim_pid") p0=$(cpu_s "$portal_pid") m0=$(metric lade_messages_in_total)
 sleep "$steady_s"
@@ -291,7 +293,7 @@ Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model nam
 | start → all $n online (sim start rate $start_rate/s, hub admission rate $rate/s, burst $burst) | $start_ms ms |
 | chargers online during the steady window (the sim / the portal's lade_chargers_online) | $online_steady / ${portal_online:-?} of $n |
 | portal start with the site of $n chargers (store, balancer check) | $portal_start_ms ms |
-| the portal's calls through the hub that timed out (15 s) while the fleet came online: its settings pushes (the site's offline current 0 against the chargers' factory 6 A; each is pushed again after 5 min) | $start_timeouts of $n |
+| the portal's settings pushes while the fleet came online (the site's offline current 0 against the chargers' factory 6 A): sent / put off at the in-flight limit / most in flight / not confirmed (of them timed out, 15 s) | ${push_total:-?} / ${push_deferred:-?} / ${push_max:-?} / ${push_failed:-?} ($start_timeouts) |
 | messages into the portal during the steady window | $msg_rate /s |
 | portal (lade-cloud: ingest, balancer, store): CPU, resident memory | $portal_cpu % of one core, $(( portal_rss / 1024 )) MiB |
 | hub (Mosquitto + lade_hub.so): CPU, resident memory | $hub_cpu % of one core, $(( hub_rss / 1024 )) MiB |
