@@ -233,8 +233,10 @@ static void test_pool_probe(void **state)
     expect(j, "dhcp.pool", "fail", "the pool cannot give every charger an address",
            "Enlarge the DHCP pool");
     cJSON_Delete(j);
+    /* 6 or more: dnsmasq may offer one free address to two made-up clients whose hashes meet,
+     * and the probe then asks again as 6 new ones, adding what they are offered. */
     j = check_json("--chargers 6 --probe-pool", 0);
-    expect(j, "dhcp.pool", "pass", "6 different addresses", NULL);
+    expect(j, "dhcp.pool", "pass", "there is room for 6 chargers", NULL);
     cJSON_Delete(j);
 }
 
