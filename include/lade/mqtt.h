@@ -296,7 +296,7 @@ struct lade_mqtt_session {
     size_t sub_len, sub_sent;
     uint16_t next_id;
     bool ping_outstanding;
-    uint64_t connack_deadline_ms, last_send_ms, pingresp_deadline_ms;
+    uint64_t connack_deadline_ms, last_send_ms, last_recv_ms, pingresp_deadline_ms;
     struct lade_mqtt_stats stats;
 };
 
@@ -321,7 +321,9 @@ lade_err lade_mqtt_session_on_readable(struct lade_mqtt_session *s,
                                        uint64_t now_ms) LADE_MUST_CHECK;
 
 /* Writes queued bytes until done (LADE_OK) or the transport would block (LADE_ERR_AGAIN).
- * Sending any byte restarts the keep-alive interval. In DISCONNECTING, returns LADE_OK and
+ * A PINGREQ is due one keep-alive after the last byte sent, or two after the last byte
+ * received if that is earlier (so a link that only swallows what we send is still probed). In
+ * DISCONNECTING, returns LADE_OK and
  * moves to DISCONNECTED once DISCONNECT is written. LADE_ERR_STATE when DISCONNECTED. */
 lade_err lade_mqtt_session_flush(struct lade_mqtt_session *s, uint64_t now_ms) LADE_MUST_CHECK;
 bool lade_mqtt_session_wants_write(const struct lade_mqtt_session *s);

@@ -229,7 +229,11 @@ static void test_partition(void **state)
     char stats[700], log[700];
     snprintf(stats, sizeof stats, "%s/stats.jsonl", dir);
     snprintf(log, sizeof log, "%s/sim.log", dir);
-    const char *extra[] = {"--partition", "0.2", "--partition-s", "12", NULL};
+    /* Reports every 2 s, faster than the 5 s keep-alive: a charger must notice a dead link
+     * even while it keeps sending into it. Its keep-alive probes two intervals after the last
+     * receipt, and the PINGRESP timeout is 3.5 s: 13.5 s at most, within the 18 s. */
+    const char *extra[] = {"--partition", "0.2", "--partition-s", "18", "--telemetry-interval",
+                           "2",           NULL};
     pid_t pid = start_sim(stats, log, "partition", extra);
     if (!h_wait_file_contains(stats, "\"heal\"", 60000)) {
         char *l = h_read_file(log);

@@ -499,7 +499,7 @@ static void test_keepalive_and_pingresp_timeout(void **state)
     assert_int_equal(lade_mqtt_publish(&g_s, "t", "x", 1, 0, false, NULL), LADE_OK);
     flush_all(5000);
     broker_expect(LADE_MQTT_PUBLISH);
-    /* Receiving does not. */
+    /* Receiving does not move it past a keep-alive after the last send. */
     broker_publish("in", "x", 0, 0);
     assert_int_equal(lade_mqtt_session_on_readable(&g_s, 9000), LADE_OK);
     assert_int_equal(lade_mqtt_session_tick(&g_s, 10000, &next), LADE_OK);
@@ -527,6 +527,66 @@ static void test_keepalive_and_pingresp_timeout(void **state)
     assert_int_equal(next, 28000);
     assert_int_equal(lade_mqtt_session_tick(&g_s, 28000, &next), LADE_ERR_TIMEOUT);
     assert_int_equal(lade_mqtt_session_state(&g_s), LADE_MQTT_DISCONNECTED);
+}
+
+/* A link that takes what we send and gives nothing back (a dead 4G NAT binding, a
+ * partition): publishing more often than the keep-alive must not postpone the probe forever.
+ * The probe comes two keep-alives after the last receipt. */
+static void test_keepalive_probes_a_silent_link(void **state)
+{
+    (void)state;
+    setup(SIZE_MAX);
+    uint64_t next;
+    connect_ok(0, "pw"); /* CONNECT sent and CONNACK received at t=0 */
+    for (uint64_t t = 4000; t < 20000; t += 4000) {
+        assert_int_equal(lade_mqtt_publish(&g_s, "t", "x", 1, 0, false, NULL), LADE_OK);
+        flush_all(t);
+        broker_expect(LADE_MQTT_PUBLISH);
+        assert_int_equal(lade_mqtt_session_tick(&g_s, t, &next), LADE_OK);
+        /* a keep-alive after this send, but never later than two after the last receipt */
+        assert_int_equal(next, t + 10000 < 20000 ? t + 10000 : 20000);
+    }
+    broker_expect_nothing();
+    assert_int_equal(lade_mqtt_session_tick(&g_s, 20000, &next), LADE_OK);
+    assert_int_equal(next, 23000);
+    flush_all(20000);
+    broker_expect(LADE_MQTT_PINGREQ);
+    /* still publishing, still no answer: the PINGRESP timer ends it */
+    assert_int_equal(lade_mqtt_publish(&g_s, "t", "x", 1, 0, false, NULL), LADE_OK);
+    flush_all(22000);
+    broker_expect(LADE_MQTT_PUBLISH);
+    assert_int_equal(lade_mqtt_session_tick(&g_s, 22999, &next), LADE_OK);
+    assert_int_equal(next, 23000);
+    assert_int_equal(lade_mqtt_session_tick(&g_s, 23000, &next), LADE_ERR_TIMEOUT);
+    assert_int_equal(lade_mqtt_session_state(&g_s), LADE_MQTT_DISCONNECTED);
+}
+
+/* A send now and then on a live idle link: receipts only every other interval (a PINGRESP),
+ * and the sends stand in for PINGREQs as before — no probe earlier than a keep-alive after the
+ * last send. */
+static void test_keepalive_sends_stand_in_for_pings(void **state)
+{
+    (void)state;
+    setup(SIZE_MAX);
+    uint64_t next;
+    connect_ok(0, "pw");
+    assert_int_equal(lade_mqtt_session_tick(&g_s, 10000, &next), LADE_OK);
+    flush_all(10000);
+    broker_expect(LADE_MQTT_PINGREQ);
+    broker_empty(LADE_MQTT_PINGRESP);
+    assert_int_equal(lade_mqtt_session_on_readable(&g_s, 10000), LADE_OK);
+    /* a QoS 0 report 9 s later, unanswered: the next PINGREQ is 10 s after it (19 s + 10 s),
+     * within two keep-alives of the PINGRESP (10 s + 20 s) */
+    assert_int_equal(lade_mqtt_publish(&g_s, "t", "x", 1, 0, false, NULL), LADE_OK);
+    flush_all(19000);
+    broker_expect(LADE_MQTT_PUBLISH);
+    assert_int_equal(lade_mqtt_session_tick(&g_s, 19000, &next), LADE_OK);
+    assert_int_equal(next, 29000);
+    assert_int_equal(lade_mqtt_session_tick(&g_s, 28999, &next), LADE_OK);
+    broker_expect_nothing();
+    assert_int_equal(lade_mqtt_session_tick(&g_s, 29000, &next), LADE_OK);
+    flush_all(29000);
+    broker_expect(LADE_MQTT_PINGREQ);
 }
 
 static void test_keepalive_zero_disables(void **state)
@@ -888,6 +948,8 @@ int main(void)
         cmocka_unit_test(test_connack_refused),
         cmocka_unit_test(test_packet_before_connack_is_protocol_error),
         cmocka_unit_test(test_keepalive_and_pingresp_timeout),
+        cmocka_unit_test(test_keepalive_probes_a_silent_link),
+        cmocka_unit_test(test_keepalive_sends_stand_in_for_pings),
         cmocka_unit_test(test_keepalive_zero_disables),
         cmocka_unit_test(test_qos1_resent_with_dup_after_reconnect),
         cmocka_unit_test(test_inflight_full_and_id_allocation),

@@ -235,6 +235,7 @@ lade_err lade_mqtt_session_start(struct lade_mqtt_session *s, const struct lade_
     s->t = *t;
     s->connack_deadline_ms = now_ms + s->cfg.connack_timeout_ms;
     s->last_send_ms = now_ms;
+    s->last_recv_ms = now_ms;
     set_state(s, LADE_MQTT_CONNECTING);
     return LADE_OK;
 }
@@ -514,7 +515,6 @@ static lade_err process_rx(struct lade_mqtt_session *s)
 
 lade_err lade_mqtt_session_on_readable(struct lade_mqtt_session *s, uint64_t now_ms)
 {
-    (void)now_ms; /* timers run in tick; kept for symmetry and future receive timers */
     if (s->state == LADE_MQTT_DISCONNECTED)
         return LADE_ERR_STATE;
     lade_err e = process_rx(s);
@@ -535,6 +535,7 @@ lade_err lade_mqtt_session_on_readable(struct lade_mqtt_session *s, uint64_t now
             return fail(s, LADE_ERR_IO); /* transport broke its contract */
         s->stats.bytes_in += done;
         s->rx_len += done;
+        s->last_recv_ms = now_ms; /* the link lives: see the keep-alive in tick */
         e = process_rx(s);
         if (e)
             return e;
@@ -623,6 +624,17 @@ lade_err lade_mqtt_session_tick(struct lade_mqtt_session *s, uint64_t now_ms,
         next = s->connack_deadline_ms;
     } else if (s->state == LADE_MQTT_CONNECTED && s->cfg.keepalive_s) {
         uint64_t ka_ms = (uint64_t)s->cfg.keepalive_s * 1000;
+        /* The PINGREQ is due a keep-alive after the last send (§3.1.2.10), or two after the
+         * last receipt, whichever is earlier. Sending alone does not prove the link: a client
+         * that publishes QoS 0 more often than the keep-alive into a dead link (its TCP still
+         * takes the bytes) would otherwise never ask, and never notice. Two intervals, not one:
+         * when sends are rarer than the keep-alive (the production 900 s snapshots against
+         * 240 s), a PINGREQ follows each within one interval and is answered, so the link is
+         * never silent for two and the probe adds nothing (bench figure 4); only a client that
+         * sends more often than the keep-alive pays one PINGREQ per two intervals. */
+        uint64_t ping_due = s->last_send_ms + ka_ms;
+        if (s->last_recv_ms + 2 * ka_ms < ping_due)
+            ping_due = s->last_recv_ms + 2 * ka_ms;
         if (s->ping_outstanding && now_ms >= s->pingresp_deadline_ms) {
             LOG_W(MOD, "%s: no PINGRESP within %u ms", s->cfg.client_id,
                   (unsigned)s->cfg.pingresp_timeout_ms);
@@ -632,7 +644,7 @@ lade_err lade_mqtt_session_tick(struct lade_mqtt_session *s, uint64_t now_ms,
         }
         if (s->ping_outstanding) {
             next = s->pingresp_deadline_ms; /* one PINGREQ at a time */
-        } else if (now_ms >= s->last_send_ms + ka_ms) {
+        } else if (now_ms >= ping_due) {
             /* §3.1.2.10: send something within every keep-alive interval. If tx is full the
              * PINGREQ is not queued, but the PINGRESP timer still runs: a connection that
              * cannot drain is as dead as one that does not answer. */
@@ -645,7 +657,7 @@ lade_err lade_mqtt_session_tick(struct lade_mqtt_session *s, uint64_t now_ms,
             s->pingresp_deadline_ms = now_ms + s->cfg.pingresp_timeout_ms;
             next = s->pingresp_deadline_ms;
         } else {
-            next = s->last_send_ms + ka_ms;
+            next = ping_due;
         }
     }
     if (next_deadline_ms)
