@@ -34,6 +34,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+BENCH_NAME=bench-fleet
+. scripts/bench-lib.sh
 build=$(cd "${1:?BUILD_DIR}" && pwd)
 bench_build=$(cd "${2:?BENCH_BUILD_DIR}" && pwd)
 out=${3:?OUT_MD}
@@ -73,12 +75,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
-median() { sort -n | awk '{v[NR]=$1} END {if (NR==0) {print "n/a"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-hz=$(getconf CLK_TCK)
-cpu_s() { awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # The sim's last stats line (one JSON object a second).
 stat_of() { grep '"type":"stats"' "$work/sim.stats" 2>/dev/null | tail -n 1 | jq -r ".$1 // 0" 2>/dev/null || echo 0; }
 wait_online() { # COUNT TIMEOUT_S: until the sim reports COUNT online; prints the ms it took

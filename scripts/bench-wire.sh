@@ -27,6 +27,8 @@ set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR OUT_MD" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+BENCH_NAME=bench-wire
+. scripts/bench-lib.sh
 build=$(cd "$1" && pwd) || { echo "bench-wire: no build directory $1" >&2; exit 1; }
 out=$2
 win_s=${LADE_BENCH_WIRE_S:-60}
@@ -51,12 +53,6 @@ done
 for tool in nft jq ip awk; do command -v "$tool" >/dev/null || die "$tool is missing"; done
 
 # Production defaults, from the code (lade_settings_defaults in src/common/settings.c).
-setting_default() {
-  local v
-  v=$(sed -nE "/^void lade_settings_defaults/,/^\}/ s/^ *s->$1 = ([0-9]+);.*/\1/p" src/common/settings.c)
-  [ -n "$v" ] || die "cannot read the default of $1 from src/common/settings.c"
-  echo "$v"
-}
 def_ka=$(setting_default keepalive_s)
 def_ttl=$(setting_default token_ttl_s)
 def_tel=$(setting_default telemetry_interval_s)
@@ -65,16 +61,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/lade-wire.XXXXXX")
 lab="lw$$"
 lab_up=0
 pids=()
-now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
-stop_pid() {
-  local p=$1 end=$(( $(now_ms) + 5000 ))
-  kill -TERM "$p" 2>/dev/null || true
-  while kill -0 "$p" 2>/dev/null; do
-    if (( $(now_ms) >= end )); then kill -KILL "$p" 2>/dev/null || true; break; fi
-    sleep 0.05
-  done
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
@@ -90,7 +76,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-median() { sort -n | awk '{v[NR]=$1} END {if (NR==0) {print "n/a"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 # ---- the lab: 4 chargers with static addresses, the hub ------------------------------------------
 roles=(ka snap renew sess)

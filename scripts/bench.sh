@@ -65,6 +65,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+BENCH_NAME=bench
+. scripts/bench-lib.sh
 build=${1:-build/release}
 build=$(cd "$build" && pwd)
 connects=${LADE_BENCH_CONNECTS:-5}
@@ -78,12 +80,6 @@ ka_s=5             # keep-alive used for figure 2 (the smallest the charger acce
 budget_b=3000000   # SPEC R12: the reference system uses ~3 MB/day per charger
 session_ref_b=5000000  # SPEC R12: ... and ~5 MB per charge cycle
 # Production defaults, from the code (lade_settings_defaults in src/common/settings.c).
-setting_default() {
-  local v
-  v=$(sed -nE "/^void lade_settings_defaults/,/^\}/ s/^ *s->$1 = ([0-9]+);.*/\1/p" src/common/settings.c)
-  [ -n "$v" ] || { echo "bench: cannot read the default of $1 from src/common/settings.c" >&2; exit 1; }
-  echo "$v"
-}
 def_ka=$(setting_default keepalive_s)
 def_ttl=$(setting_default token_ttl_s)
 def_tel=$(setting_default telemetry_interval_s)
@@ -116,8 +112,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
-
 # wait_for TIMEOUT_MS WHAT CMD...: polls CMD every 50 ms until it succeeds; fails after TIMEOUT.
 wait_for() {
   local timeout=$1 what=$2; shift 2
@@ -131,26 +125,11 @@ wait_for() {
   done
 }
 
-# stop_pid PID: SIGTERM, wait up to 5 s, then SIGKILL. Only for children of this script.
-stop_pid() {
-  local p=$1 end=$(( $(now_ms) + 5000 ))
-  kill -TERM "$p" 2>/dev/null || true
-  while kill -0 "$p" 2>/dev/null; do
-    if (( $(now_ms) >= end )); then kill -KILL "$p" 2>/dev/null || true; break; fi
-    sleep 0.05
-  done
-  wait "$p" 2>/dev/null || true
-  local q rest=()
-  for q in "${pids[@]}"; do [ "$q" = "$p" ] || rest+=("$q"); done
-  pids=("${rest[@]+"${rest[@]}"}")
-}
-
 # field FILE KEY: a value from the flat JSON status file the charger writes.
 field() { sed -nE 's/.*"'"$2"'":"?([^",}]*)"?.*/\1/p' "$1" 2>/dev/null || true; }
 positive() { local v; v=$(field "$1" "$2"); [ -n "$v" ] && [ "$v" -gt 0 ]; }
 
-# median of the numbers on stdin (one per line)
-median() { sort -n | awk '{v[NR]=$1} END {if (NR==0) {print "n/a"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+# ratio A B: A/B to two decimals
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 # ---- figure 8: the balancer (bench/bench_balancer.c) --------------------------------------------
@@ -438,7 +417,6 @@ printf '127.0.0.1 %s\n127.0.0.1 fw1.lade.test\n' "$hub_host" >"$work/fw/hosts"
 registry=$work/hub/registry.db
 
 port_in_use() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 hub_up() { listening "$hub_port" || ! kill -0 "$hub_pid" 2>/dev/null; }
 
 hub_pid=
@@ -1772,8 +1750,8 @@ while (( ! sess_done || ! idle_done )); do
 done
 [ -n "$prod_cpu0" ] || { echo "bench: figure 6's idle window never started" >&2; exit 1; }
 prod_cpu1=$(cpu_sample "$prod_pid") quiet_cpu1=$(cpu_sample "$quiet_pid")
-prod_rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$prod_pid/status")
-quiet_rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$quiet_pid/status")
+prod_rss=$(rss_kb "$prod_pid")
+quiet_rss=$(rss_kb "$quiet_pid")
 prod_link=$(field "$prod_dir/status.json" link) prod_connects=$(field "$prod_dir/status.json" connects)
 stop_pid "$prod_pid"
 stop_pid "$quiet_pid"
