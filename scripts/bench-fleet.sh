@@ -58,13 +58,11 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/lade-fleet.XXXXXX")
 hub_pid='' sim_pid='' portal_pid=''
 cleanup() {
-  local rc=$?
+  local rc=$? p
   trap - EXIT INT TERM
   for p in $sim_pid $portal_pid $hub_pid; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in $sim_pid $portal_pid $hub_pid; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
+  # 10 s: the sim closes every charger's connection (DISCONNECT, TLS close) before it exits.
+  for p in $sim_pid $portal_pid $hub_pid; do stop_pid "$p" 10000; done
   if [ "${LADE_KEEP_TMP:-0}" = 1 ] || [ "$rc" != 0 ]; then
     echo "bench-fleet: work directory kept: $work" >&2
   else

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Helpers shared by scripts/bench.sh, bench-fleet.sh and bench-wire.sh (sourced, not run).
-# Expects: the caller's working directory is the project root, an array `pids` (the children the
-# caller stops on exit) and BENCH_NAME (the prefix of its messages).
+# Expects: the caller's working directory is the project root, BENCH_NAME (the prefix of its
+# messages) and, for stop_pid, may keep an array `pids` of the children it stops on exit.
 
 # now_ms: wall-clock milliseconds, without forking.
 now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
@@ -26,9 +26,10 @@ setting_default() {
   echo "$v"
 }
 
-# stop_pid PID: SIGTERM, wait up to 5 s, then SIGKILL; the PID leaves `pids`. Only for children.
+# stop_pid PID [GRACE_MS]: SIGTERM, wait up to GRACE_MS (5000), then SIGKILL; the PID leaves
+# `pids`. Only for children.
 stop_pid() {
-  local p=$1 end=$(( $(now_ms) + 5000 ))
+  local p=$1 end=$(( $(now_ms) + ${2:-5000} ))
   kill -TERM "$p" 2>/dev/null || true
   while kill -0 "$p" 2>/dev/null; do
     if (( $(now_ms) >= end )); then kill -KILL "$p" 2>/dev/null || true; break; fi
